@@ -1,0 +1,333 @@
+//! `livesnap capture`: one run over a file or stdin through the same
+//! session, runtime and pipeline as the service.
+
+use std::io::{BufRead, BufReader, IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use livesnap::config::runtime::{Backend, BucketConfig};
+use livesnap::config::{Config, ConfigError};
+use livesnap::delivery::{Delivery, DeliveryConfig};
+use livesnap::ingest::annexb::AnnexBReader;
+use livesnap::ingest::flv::FlvReader;
+use livesnap::ingest::Demuxer;
+use livesnap::pipeline::{Pipeline, utc_offset_secs};
+use livesnap::runtime::Runtime;
+use livesnap::runtime::bindings::types::{CaptureTime, StreamId};
+use livesnap::session::{SessionOutput, StreamSession};
+use livesnap::storage::Buckets;
+
+/// Arguments of `livesnap capture`.
+#[derive(Args)]
+pub struct CaptureArgs {
+    /// Input: an .flv file, a raw Annex-B .h264 file, or `-` for stdin.
+    input: PathBuf,
+    /// Application manifest [default: ./spin.toml if present, else the embedded default].
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Runtime config (buckets, region) [default: embedded].
+    #[arg(long)]
+    runtime_config: Option<PathBuf>,
+    /// Ingest domain: selects the template.
+    #[arg(long, default_value = "localhost")]
+    domain: String,
+    /// Application name: selects the template.
+    #[arg(long, default_value = "live")]
+    app: String,
+    /// Stream name [default: the input file's stem, `stdin` for -].
+    #[arg(long)]
+    stream: Option<String>,
+    /// Override time_interval (seconds, 5-3600).
+    #[arg(long)]
+    interval: Option<i64>,
+    /// Override object_write_mode.
+    #[arg(long, value_enum)]
+    mode: Option<WriteModeArg>,
+    /// Override snapshot_mode.
+    #[arg(long, value_parser = ["keyframe", "nokeyframe", "random"])]
+    snapshot_mode: Option<String>,
+    /// Write into a folder: the template's bucket becomes an fs bucket rooted here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Send callbacks here (turns callbacks on).
+    #[arg(long)]
+    callback_url: Option<String>,
+    /// Sign callbacks with this key (32-128 characters).
+    #[arg(long, env = "LIVESNAP_AUTH_KEY", hide_env_values = true)]
+    auth_key: Option<String>,
+    /// JPEG quality 1-100.
+    #[arg(long)]
+    quality: Option<i64>,
+    /// Input format [default: by extension, then by content].
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// Frame rate of Annex-B input (it carries no timestamps).
+    #[arg(long, default_value_t = 30.0)]
+    fps: f64,
+    /// Unix time (seconds) of the stream's first picture [default: now]; object names derive from it.
+    #[arg(long)]
+    start_time: Option<u64>,
+    /// Print one JSON line per snapshot and a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WriteModeArg {
+    /// Keep every snapshot (object_write_mode 0).
+    Full,
+    /// Keep only the latest (object_write_mode 1).
+    Instant,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum FormatArg {
+    /// FLV (what RTMP carries).
+    Flv,
+    /// Raw H.264 Annex-B.
+    H264,
+}
+
+/// Runs the verb.
+pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
+    if !(args.fps > 0.0 && args.fps <= 1000.0) {
+        bail!("--fps must be in (0, 1000]");
+    }
+    let config = load_config(&args)?;
+    let template = config
+        .template(&args.domain, &args.app)
+        .with_context(|| {
+            let known: Vec<String> = config.templates.iter().map(|t| format!("{}/{}", t.domain, t.app_name)).collect();
+            format!("no snapshot template for domain '{}' app '{}' (templates: {})", args.domain, args.app, known.join(", "))
+        })?
+        .clone();
+    let stream = match &args.stream {
+        Some(s) => s.clone(),
+        None if args.input.as_os_str() == "-" => "stdin".into(),
+        None => args.input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "stream".into()),
+    };
+    let (demuxer, size) = open_input(&args)?;
+    let mut demuxer = demuxer;
+
+    let buckets = Arc::new(Buckets::open(&config.runtime));
+    let runtime = Arc::new(Runtime::new(buckets, Some(config.runtime.state_dir.join("cache")))?);
+    let pipeline = Pipeline::new(&config, runtime, Delivery::start(DeliveryConfig::default()))?;
+
+    let id = StreamId { domain: template.domain.clone(), app: template.app_name.clone(), stream: stream.clone() };
+    tracing::info!(
+        stream = %format!("{}/{}/{}", id.domain, id.app, id.stream),
+        interval_s = template.interval.as_secs(),
+        snapshot_mode = %template.snapshot_mode,
+        bucket = %template.bucket,
+        callbacks = template.callback_url.is_some(),
+        "capturing"
+    );
+    let progress = progress_bar(size, args.json);
+    let start_ms = args.start_time.map_or_else(now_ms, |s| s * 1000);
+    let mut session = StreamSession::new(template.interval.as_millis() as u64, template.snapshot_mode);
+    let mut first_pts: Option<u64> = None;
+    let mut totals = Totals::default();
+    let fatal = loop {
+        let event = match demuxer.next_event() {
+            Ok(Some(event)) => event,
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        };
+        for w in demuxer.take_warnings() {
+            totals.skipped += 1;
+            progress.suspend(|| tracing::warn!(stream = %stream, "{w}; skipped"));
+        }
+        if let livesnap::ingest::VideoEvent::Unit(u) = &event {
+            first_pts.get_or_insert(u.pts_ms);
+        }
+        progress.set_position(demuxer.position());
+        let Some(output) = session.push(event) else { continue };
+        match output {
+            SessionOutput::Failed(take, e) => {
+                totals.errors += 1;
+                progress.suspend(|| tracing::warn!(stream = %stream, due_ms = take.due_ms, "snapshot skipped: {e}; trying the next picture"));
+            }
+            SessionOutput::Picture(take, picture) => {
+                let pts = picture.pts_ms;
+                let stream_time = pts.saturating_sub(first_pts.unwrap_or(pts));
+                let unix_ms = start_ms + stream_time;
+                let at = CaptureTime { unix_ms, utc_offset_secs: utc_offset_secs((unix_ms / 1000) as i64) };
+                match pipeline.run(&template, &id, picture, at) {
+                    Ok(o) => {
+                        totals.snapshots += 1;
+                        totals.bytes += o.bytes as u64;
+                        progress.suspend(|| {
+                            tracing::info!(stream = %stream, seq = take.seq, stream_time_ms = stream_time, object = %o.stored.object, bytes = o.bytes, "snapshot stored")
+                        });
+                        if args.json {
+                            println!(
+                                "{}",
+                                json!({"seq": take.seq, "pts_ms": pts, "stream_time_ms": stream_time, "due_ms": take.due_ms,
+                                       "bucket": o.stored.bucket, "object": o.stored.object, "url": o.stored.url,
+                                       "width": o.width, "height": o.height, "bytes": o.bytes, "callback": o.callback})
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        totals.errors += 1;
+                        progress.suspend(|| tracing::error!(stream = %stream, seq = take.seq, stream_time_ms = stream_time, "snapshot failed: {e}"));
+                        if args.json {
+                            println!("{}", json!({"seq": take.seq, "pts_ms": pts, "stream_time_ms": stream_time, "error": e.to_string()}));
+                        }
+                    }
+                }
+            }
+        }
+    };
+    for w in demuxer.take_warnings() {
+        totals.skipped += 1;
+        tracing::warn!(stream = %stream, "{w}; skipped");
+    }
+    progress.finish_and_clear();
+    let pictures = session.pictures();
+    let delivered = pipeline.finish();
+    let cpu = cpu_seconds();
+    if args.json {
+        println!(
+            "{}",
+            json!({"summary": {"pictures": pictures, "snapshots": totals.snapshots, "bytes": totals.bytes,
+                   "errors": totals.errors, "skipped": totals.skipped, "callbacks_ok": delivered.ok,
+                   "callbacks_failed": delivered.failed, "cpu_seconds": cpu,
+                   "error": fatal.as_ref().map(ToString::to_string)}})
+        );
+    } else {
+        println!(
+            "{} snapshots ({} bytes) from {pictures} pictures; callbacks: {} ok, {} failed; {} snapshot errors, {} damaged parts skipped; CPU {cpu:.2} s",
+            totals.snapshots, totals.bytes, delivered.ok, delivered.failed, totals.errors, totals.skipped
+        );
+    }
+    match fatal {
+        Some(e) => Err(anyhow::Error::new(e).context(format!("reading {}", args.input.display()))),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    snapshots: u64,
+    bytes: u64,
+    errors: u64,
+    skipped: u64,
+}
+
+/// The manifest and runtime config with the command line's overrides
+/// applied to the selected template, validated like any template.
+fn load_config(args: &CaptureArgs) -> anyhow::Result<Config> {
+    let base = Config::load(args.manifest.as_deref(), args.runtime_config.as_deref())?;
+    let (mut manifest, mut runtime) = (base.manifest, base.runtime);
+    let Some(raw) = manifest
+        .templates
+        .iter_mut()
+        .find(|t| t.domain == args.domain && t.app_name.as_deref().unwrap_or("live") == args.app)
+    else {
+        return Ok(Config::new(manifest, runtime)?);
+    };
+    if let Some(i) = args.interval {
+        raw.time_interval = i;
+    }
+    if let Some(m) = args.mode {
+        raw.object_write_mode = match m {
+            WriteModeArg::Full => 0,
+            WriteModeArg::Instant => 1,
+        };
+    }
+    if let Some(m) = &args.snapshot_mode {
+        raw.snapshot_mode = Some(m.clone());
+    }
+    if let Some(url) = &args.callback_url {
+        raw.call_back_enable = Some("on".into());
+        raw.call_back_url = Some(url.clone());
+    }
+    if let Some(key) = &args.auth_key {
+        raw.auth_key = Some(key.clone());
+    }
+    if let Some(q) = args.quality {
+        raw.image_quality = Some(q);
+    }
+    if let Some(dir) = &args.out {
+        let bucket = raw.obs_location.bucket.clone();
+        let location = raw.obs_location.location.clone();
+        runtime.buckets.retain(|b| b.name != bucket);
+        runtime.buckets.push(BucketConfig { name: bucket, location, backend: Backend::Fs { path: dir.clone() } });
+    }
+    Config::new(manifest, runtime).map_err(|e| match e {
+        ConfigError::Template { source, .. } => anyhow::anyhow!("invalid value: {source}"),
+        other => other.into(),
+    })
+}
+
+fn open_input(args: &CaptureArgs) -> anyhow::Result<(Box<dyn Demuxer>, Option<u64>)> {
+    let (reader, size): (Box<dyn Read>, Option<u64>) = if args.input.as_os_str() == "-" {
+        (Box::new(std::io::stdin()), None)
+    } else {
+        let file = std::fs::File::open(&args.input).with_context(|| format!("opening {}", args.input.display()))?;
+        let size = file.metadata().ok().map(|m| m.len());
+        (Box::new(file), size)
+    };
+    let mut reader = BufReader::with_capacity(1 << 16, reader);
+    let format = match args.format {
+        Some(f) => f,
+        None => match extension(&args.input).as_deref() {
+            Some("flv") => FormatArg::Flv,
+            Some("h264" | "264" | "avc" | "annexb") => FormatArg::H264,
+            _ => {
+                let head = reader.fill_buf().context("reading the input")?;
+                if head.starts_with(b"FLV") { FormatArg::Flv } else { FormatArg::H264 }
+            }
+        },
+    };
+    let demuxer: Box<dyn Demuxer> = match format {
+        FormatArg::Flv => Box::new(FlvReader::new(reader)),
+        FormatArg::H264 => Box::new(AnnexBReader::new(reader, args.fps)),
+    };
+    Ok((demuxer, size))
+}
+
+fn extension(p: &Path) -> Option<String> {
+    p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase())
+}
+
+fn progress_bar(size: Option<u64>, json: bool) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    match size {
+        Some(len) => ProgressBar::new(len).with_style(
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .expect("valid progress template"),
+        ),
+        None => {
+            let pb = ProgressBar::new_spinner();
+            pb.set_style(ProgressStyle::with_template("{spinner} {bytes} read").expect("valid progress template"));
+            pb.enable_steady_tick(Duration::from_millis(200));
+            pb
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes only into `usage`.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}

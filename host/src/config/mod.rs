@@ -1,0 +1,123 @@
+//! Configuration: the application manifest (`spin.toml`), the runtime
+//! config, and the snapshot templates they define.
+
+pub mod manifest;
+pub mod runtime;
+pub mod template;
+
+use std::path::{Path, PathBuf};
+
+pub use manifest::Manifest;
+pub use runtime::RuntimeConfig;
+pub use template::{FieldError, HostFacts, SnapshotConfig, Template};
+
+/// The manifest used when there is no `spin.toml`.
+pub const EMBEDDED_MANIFEST: &str = include_str!("default-spin.toml");
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file is not valid TOML for its schema.
+    #[error("{}{message}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    Parse {
+        /// The file, when known.
+        path: Option<PathBuf>,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A Spin variable could not be resolved.
+    #[error("variable '{name}' {message}")]
+    Variable {
+        /// The variable.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A template field is invalid.
+    #[error("template for domain '{domain}' app '{app}': {source}")]
+    Template {
+        /// Its domain.
+        domain: String,
+        /// Its app.
+        app: String,
+        /// The field.
+        source: FieldError,
+    },
+    /// Anything else that is wrong with the configuration.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ConfigError {
+    fn in_file(self, path: &Path) -> Self {
+        match self {
+            ConfigError::Parse { path: None, message } => ConfigError::Parse { path: Some(path.to_owned()), message },
+            ConfigError::Invalid(m) => ConfigError::Invalid(format!("{}: {m}", path.display())),
+            other => other,
+        }
+    }
+}
+
+/// Everything the host runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Listen addresses, region, buckets.
+    pub runtime: RuntimeConfig,
+    /// Components and raw templates.
+    pub manifest: Manifest,
+    /// Validated templates.
+    pub templates: Vec<Template>,
+}
+
+impl Config {
+    /// Loads the manifest (the given one, else `./spin.toml` if present,
+    /// else the embedded default) and the runtime config (the given one,
+    /// else the embedded default), and validates every template.
+    pub fn load(manifest: Option<&Path>, runtime: Option<&Path>) -> Result<Self, ConfigError> {
+        let manifest = match manifest {
+            Some(path) => manifest::load(path)?,
+            None if Path::new("spin.toml").exists() => manifest::load(Path::new("spin.toml"))?,
+            None => manifest::parse(EMBEDDED_MANIFEST, Path::new("."), &|_| None)?,
+        };
+        let runtime = match runtime {
+            Some(path) => RuntimeConfig::load(path)?,
+            None => RuntimeConfig::embedded(Path::new(".")),
+        };
+        Self::new(manifest, runtime)
+    }
+
+    /// Validates the manifest's templates against the runtime config.
+    pub fn new(manifest: Manifest, runtime: RuntimeConfig) -> Result<Self, ConfigError> {
+        let buckets = runtime.bucket_locations();
+        let facts = HostFacts { region: &runtime.region, buckets: &buckets };
+        let mut templates: Vec<Template> = Vec::new();
+        for raw in &manifest.templates {
+            let t = raw.validate(&facts).map_err(|source| ConfigError::Template {
+                domain: raw.domain.clone(),
+                app: raw.app_name.clone().unwrap_or_else(|| "live".into()),
+                source,
+            })?;
+            if templates.iter().any(|o| o.domain == t.domain && o.app_name == t.app_name) {
+                return Err(ConfigError::Invalid(format!(
+                    "two templates for domain '{}' app '{}'",
+                    t.domain, t.app_name
+                )));
+            }
+            templates.push(t);
+        }
+        Ok(Self { runtime, manifest, templates })
+    }
+
+    /// The template for an ingest (domain, app).
+    pub fn template(&self, domain: &str, app: &str) -> Option<&Template> {
+        self.templates.iter().find(|t| t.domain == domain && t.app_name == app)
+    }
+}

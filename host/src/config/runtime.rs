@@ -1,0 +1,127 @@
+//! `runtime-config.toml`: where the service listens, its region, its state
+//! folder and its authorized buckets.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// The runtime configuration, paths resolved.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// The service region; templates' buckets must be in it.
+    pub region: String,
+    /// RTMP listen address.
+    pub rtmp_listen: SocketAddr,
+    /// HTTP listen address.
+    pub http_listen: SocketAddr,
+    /// Base of `snapshot_url` for fs buckets (`{public_url}/obs/{bucket}/{object}`).
+    pub public_url: String,
+    /// State folder (compiled-component cache, later the database).
+    pub state_dir: PathBuf,
+    /// Authorized buckets.
+    pub buckets: Vec<BucketConfig>,
+}
+
+/// A `[[bucket]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketConfig {
+    /// Bucket name.
+    pub name: String,
+    /// Its region.
+    pub location: String,
+    /// Where its objects live.
+    pub backend: Backend,
+}
+
+/// Storage backends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A local folder.
+    Fs {
+        /// Root folder of the bucket.
+        path: PathBuf,
+    },
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    region: Option<String>,
+    rtmp_listen: Option<SocketAddr>,
+    http_listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    state_dir: Option<String>,
+    #[serde(default)]
+    bucket: Vec<RawBucket>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBucket {
+    name: String,
+    location: Option<String>,
+    backend: String,
+    path: Option<String>,
+}
+
+impl RuntimeConfig {
+    /// The embedded default: region `local`, one fs bucket `snapshots`
+    /// under `.livesnap/` in `base`.
+    pub fn embedded(base: &Path) -> Self {
+        from_raw(Raw::default(), base).expect("the embedded runtime config is valid")
+    }
+
+    /// Reads a runtime config file; relative paths resolve against its folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
+        let raw: Raw = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: Some(path.to_owned()), message: e.to_string() })?;
+        from_raw(raw, path.parent().unwrap_or(Path::new("."))).map_err(|e| e.in_file(path))
+    }
+
+    /// Authorized buckets as (name, location) pairs, for validation.
+    pub fn bucket_locations(&self) -> Vec<(String, String)> {
+        self.buckets.iter().map(|b| (b.name.clone(), b.location.clone())).collect()
+    }
+}
+
+fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
+    let region = raw.region.unwrap_or_else(|| "local".into());
+    let state_dir = base.join(raw.state_dir.unwrap_or_else(|| ".livesnap".into()));
+    let http_listen = raw.http_listen.unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap());
+    let public_url = raw.public_url.unwrap_or_else(|| format!("http://{http_listen}")).trim_end_matches('/').to_string();
+    let mut buckets = Vec::new();
+    for b in raw.bucket {
+        if crate::config::template::validate_domain(&b.name).is_err() || b.name.contains('/') {
+            return Err(ConfigError::Invalid(format!("bucket name '{}' is not valid", b.name)));
+        }
+        let backend = match b.backend.as_str() {
+            "fs" => Backend::Fs { path: base.join(b.path.unwrap_or_else(|| format!(".livesnap/{}", b.name))) },
+            other => {
+                return Err(ConfigError::Invalid(format!("bucket '{}': backend '{other}' is not supported (fs)", b.name)));
+            }
+        };
+        if buckets.iter().any(|x: &BucketConfig| x.name == b.name) {
+            return Err(ConfigError::Invalid(format!("bucket '{}' is declared twice", b.name)));
+        }
+        buckets.push(BucketConfig { name: b.name, location: b.location.unwrap_or_else(|| region.clone()), backend });
+    }
+    if buckets.is_empty() {
+        buckets.push(BucketConfig {
+            name: "snapshots".into(),
+            location: region.clone(),
+            backend: Backend::Fs { path: state_dir.join("snapshots") },
+        });
+    }
+    Ok(RuntimeConfig {
+        region,
+        rtmp_listen: raw.rtmp_listen.unwrap_or_else(|| "127.0.0.1:1935".parse().unwrap()),
+        http_listen,
+        public_url,
+        state_dir,
+        buckets,
+    })
+}

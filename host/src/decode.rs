@@ -1,0 +1,209 @@
+//! H.264 decoding with openh264, only of what a snapshot needs.
+//!
+//! A snapshot decodes the IDR that starts its GOP and the access units up
+//! to the wanted one, with a fresh decoder (no per-stream decoder state is
+//! held between snapshots). Output is full-range YUV 4:2:0, tightly packed.
+
+use std::ptr::{addr_of_mut, null_mut};
+use std::sync::LazyLock;
+
+use openh264::decoder::{Decoder, DecoderConfig, Flush};
+use openh264::OpenH264API;
+use openh264_sys2::{DECODER_OPTION_NUM_OF_FRAMES_REMAINING_IN_BUFFER, SBufferInfo, dsErrorFree};
+
+use crate::ingest::AccessUnit;
+
+/// A decoded picture: planar YUV 4:2:0, full range, no padding.
+#[derive(Clone, Debug)]
+pub struct Picture {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Presentation time in stream milliseconds.
+    pub pts_ms: u64,
+    /// Luma, `width * height` bytes.
+    pub y: Vec<u8>,
+    /// Cb, `ceil(width/2) * ceil(height/2)` bytes.
+    pub u: Vec<u8>,
+    /// Cr, same size as `u`.
+    pub v: Vec<u8>,
+}
+
+/// Why a picture could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// openh264 could not be set up.
+    #[error("creating the H.264 decoder: {0}")]
+    Init(String),
+    /// The bitstream is damaged or unsupported.
+    #[error("H.264 decode failed at access unit {unit} (pts {pts_ms} ms): decoder state {state:#x}")]
+    Bitstream {
+        /// Index of the unit in the GOP.
+        unit: usize,
+        /// Its presentation time.
+        pts_ms: u64,
+        /// openh264's DECODING_STATE bits.
+        state: i32,
+    },
+    /// The decoder did not output the wanted picture.
+    #[error("the decoder produced no picture for pts {0} ms")]
+    NoPicture(u64),
+    /// Nothing to decode.
+    #[error("no access units to decode")]
+    Empty,
+}
+
+/// Decodes `units` (decode order, starting at an IDR) after `parameter_sets`
+/// and returns the picture of the last unit.
+pub fn decode_last(parameter_sets: &[u8], units: &[&AccessUnit]) -> Result<Picture, DecodeError> {
+    let target = units.last().ok_or(DecodeError::Empty)?;
+    let target_index = (units.len() - 1) as u64;
+    let config = DecoderConfig::new().flush_after_decode(Flush::NoFlush);
+    let mut decoder =
+        Decoder::with_api_config(OpenH264API::from_source(), config).map_err(|e| DecodeError::Init(e.to_string()))?;
+    let mut raw = RawDecoder { decoder: &mut decoder };
+    if !parameter_sets.is_empty() {
+        // Parameter sets alone produce no picture; a bad set shows up below.
+        let _ = raw.decode(parameter_sets, u64::MAX);
+    }
+    for (i, unit) in units.iter().enumerate() {
+        let (state, out) = raw.decode(&unit.data, i as u64);
+        if state != dsErrorFree {
+            return Err(DecodeError::Bitstream { unit: i, pts_ms: unit.pts_ms, state });
+        }
+        if let Some(out) = out.filter(|o| o.timestamp == target_index) {
+            return Ok(out.into_picture(target.pts_ms));
+        }
+    }
+    while raw.remaining() > 0 {
+        match raw.flush() {
+            Some(out) if out.timestamp == target_index => return Ok(out.into_picture(target.pts_ms)),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    Err(DecodeError::NoPicture(target.pts_ms))
+}
+
+/// The raw openh264 calls the crate's safe API does not expose: it drops the
+/// input timestamp that identifies which access unit a picture came from.
+struct RawDecoder<'a> {
+    decoder: &'a mut Decoder,
+}
+
+/// A picture still in the decoder's buffers, copied out before the next call.
+struct Output<'a> {
+    timestamp: u64,
+    width: usize,
+    height: usize,
+    strides: [usize; 2],
+    planes: [&'a [u8]; 3],
+}
+
+impl RawDecoder<'_> {
+    fn decode(&mut self, data: &[u8], timestamp: u64) -> (i32, Option<Output<'_>>) {
+        let mut dst = [null_mut::<u8>(); 3];
+        let mut info = SBufferInfo { uiInBsTimeStamp: timestamp, ..Default::default() };
+        // SAFETY: the pointers are valid for the call; the decoder outlives it.
+        let state = unsafe {
+            self.decoder.raw_api().decode_frame_no_delay(data.as_ptr(), data.len() as i32, dst.as_mut_ptr(), &mut info)
+        };
+        (state, unsafe { output(&dst, &info) })
+    }
+
+    fn flush(&mut self) -> Option<Output<'_>> {
+        let mut dst = [null_mut::<u8>(); 3];
+        let mut info = SBufferInfo::default();
+        // SAFETY: as in `decode`.
+        let state = unsafe { self.decoder.raw_api().flush_frame(dst.as_mut_ptr(), &mut info) };
+        if state != dsErrorFree {
+            return None;
+        }
+        unsafe { output(&dst, &info) }
+    }
+
+    fn remaining(&mut self) -> usize {
+        let mut n: i32 = 0;
+        // SAFETY: the option writes one int.
+        unsafe {
+            self.decoder.raw_api().get_option(DECODER_OPTION_NUM_OF_FRAMES_REMAINING_IN_BUFFER, addr_of_mut!(n).cast());
+        }
+        n.max(0) as usize
+    }
+}
+
+/// SAFETY: `dst` and `info` must come from the decoder call just made; the
+/// planes stay valid until the decoder is called again.
+unsafe fn output<'a>(dst: &[*mut u8; 3], info: &SBufferInfo) -> Option<Output<'a>> {
+    if info.iBufferStatus != 1 || dst.iter().any(|p| p.is_null()) {
+        return None;
+    }
+    // SAFETY: iBufferStatus 1 means sSystemBuffer describes the planes.
+    let buf = unsafe { info.UsrData.sSystemBuffer };
+    let (width, height) = (usize::try_from(buf.iWidth).ok()?, usize::try_from(buf.iHeight).ok()?);
+    let strides = [usize::try_from(buf.iStride[0]).ok()?, usize::try_from(buf.iStride[1]).ok()?];
+    if width == 0 || height == 0 || strides[0] < width || strides[1] < width.div_ceil(2) {
+        return None;
+    }
+    let chroma_rows = height.div_ceil(2);
+    // SAFETY: openh264 owns planes of `stride * rows` bytes.
+    let planes = unsafe {
+        [
+            std::slice::from_raw_parts(dst[0], strides[0] * height),
+            std::slice::from_raw_parts(dst[1], strides[1] * chroma_rows),
+            std::slice::from_raw_parts(dst[2], strides[1] * chroma_rows),
+        ]
+    };
+    Some(Output { timestamp: info.uiOutYuvTimeStamp, width, height, strides, planes })
+}
+
+impl Output<'_> {
+    /// Copies the planes out without padding, expanding limited range
+    /// (16–235 luma, 16–240 chroma) to the full range JFIF expects.
+    fn into_picture(self, pts_ms: u64) -> Picture {
+        let (cw, ch) = (self.width.div_ceil(2), self.height.div_ceil(2));
+        Picture {
+            width: self.width as u32,
+            height: self.height as u32,
+            pts_ms,
+            y: expand(self.planes[0], self.strides[0], self.width, self.height, &LUMA),
+            u: expand(self.planes[1], self.strides[1], cw, ch, &CHROMA),
+            v: expand(self.planes[2], self.strides[1], cw, ch, &CHROMA),
+        }
+    }
+}
+
+fn expand(plane: &[u8], stride: usize, width: usize, rows: usize, table: &[u8; 256]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(width * rows);
+    for row in plane.chunks(stride).take(rows) {
+        out.extend(row[..width].iter().map(|&p| table[p as usize]));
+    }
+    out
+}
+
+static LUMA: LazyLock<[u8; 256]> = LazyLock::new(|| range_table(16.0, 219.0, 0.0));
+static CHROMA: LazyLock<[u8; 256]> = LazyLock::new(|| range_table(128.0, 224.0, 128.0));
+
+fn range_table(center: f32, span: f32, to: f32) -> [u8; 256] {
+    std::array::from_fn(|i| ((i as f32 - center) * 255.0 / span + to).round().clamp(0.0, 255.0) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_tables_expand_limited_to_full() {
+        assert_eq!((LUMA[16], LUMA[235], LUMA[0], LUMA[255]), (0, 255, 0, 255));
+        assert_eq!((CHROMA[16], CHROMA[128], CHROMA[240]), (1, 128, 255));
+        assert_eq!(LUMA[126], 128);
+    }
+
+    #[test]
+    fn empty_and_garbage_input_are_errors() {
+        assert!(matches!(decode_last(&[], &[]), Err(DecodeError::Empty)));
+        let junk = AccessUnit { dts_ms: 0, pts_ms: 0, idr: true, data: vec![0, 0, 0, 1, 0x65, 0xff, 0x00, 0x13, 0x37] };
+        assert!(decode_last(&[], &[&junk]).is_err());
+    }
+}

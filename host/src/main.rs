@@ -1,0 +1,54 @@
+//! The `livesnap` command line.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+
+/// Snapshots of live H.264 streams, encoded, stored and announced by
+/// sandboxed WebAssembly components (Huawei Live compatible).
+#[derive(Parser)]
+#[command(name = "livesnap", version, propagate_version = true)]
+struct Cli {
+    /// Log only warnings and errors (RUST_LOG overrides).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Capture snapshots from a file (.flv, Annex-B .h264) or stdin with the same pipeline as the service.
+    Capture(cli::capture::CaptureArgs),
+    /// Run each component's `[component.X.build] command` from the manifest.
+    Build(cli::build::BuildArgs),
+    /// Print a new random auth key (64 characters).
+    Keygen,
+    /// Check a callback body's auth_sign and expiry.
+    Verify(cli::verify::VerifyArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let default_level = if cli.quiet { "warn" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Capture(args) => cli::capture::run(args),
+        Command::Build(args) => cli::build::run(args),
+        Command::Keygen => cli::keygen(),
+        Command::Verify(args) => cli::verify::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! One snapshot through the functions: encode → store → notify, then the
+//! callback handed to delivery.
+
+use std::sync::Arc;
+
+use crate::config::template::WriteMode;
+use crate::config::{Config, Template};
+use crate::decode::Picture;
+use crate::delivery::{Callback, Delivery};
+use crate::runtime::bindings::types;
+use crate::runtime::{CallLimits, Runtime, RuntimeError, Stage};
+
+/// The built-in components, compiled into the binary by the build script.
+pub mod builtin {
+    /// `encode-jpeg`.
+    pub const ENCODE_JPEG: &[u8] = include_bytes!(concat!(env!("LIVESNAP_FUNCTIONS_DIR"), "/encode_jpeg.wasm"));
+    /// `store-obs`.
+    pub const STORE_OBS: &[u8] = include_bytes!(concat!(env!("LIVESNAP_FUNCTIONS_DIR"), "/store_obs.wasm"));
+    /// `notify-callback`.
+    pub const NOTIFY_CALLBACK: &[u8] = include_bytes!(concat!(env!("LIVESNAP_FUNCTIONS_DIR"), "/notify_callback.wasm"));
+
+    /// The built-in component of that name.
+    pub fn get(name: &str) -> Option<&'static [u8]> {
+        match name {
+            crate::config::template::DEFAULT_ENCODE => Some(ENCODE_JPEG),
+            crate::config::template::DEFAULT_STORE => Some(STORE_OBS),
+            crate::config::template::DEFAULT_NOTIFY => Some(NOTIFY_CALLBACK),
+            _ => None,
+        }
+    }
+}
+
+/// Why the pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A component's file could not be read.
+    #[error("component '{name}': reading {path}: {source} (run `livesnap build` to build the manifest's components)")]
+    Source {
+        /// Component.
+        name: String,
+        /// Its source path.
+        path: std::path::PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A template names a component the manifest does not have.
+    #[error("template for domain '{domain}' app '{app}' names component '{name}', which is neither in the manifest nor built in")]
+    Missing {
+        /// Template domain.
+        domain: String,
+        /// Template app.
+        app: String,
+        /// The name.
+        name: String,
+    },
+    /// A component failed to compile or does not fit its stage.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// A stored snapshot.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Where it went.
+    pub stored: types::StoredObject,
+    /// Image size.
+    pub width: u32,
+    /// Image size.
+    pub height: u32,
+    /// Encoded bytes.
+    pub bytes: usize,
+    /// Whether a callback was queued.
+    pub callback: bool,
+}
+
+/// Runs snapshots through a template's functions.
+pub struct Pipeline {
+    runtime: Arc<Runtime>,
+    delivery: Delivery,
+}
+
+impl Pipeline {
+    /// Loads every component the templates use and checks each against its
+    /// stage's world, so a bad manifest fails at start, not at a snapshot.
+    pub fn new(config: &Config, runtime: Arc<Runtime>, delivery: Delivery) -> Result<Self, SetupError> {
+        for t in &config.templates {
+            for (name, stage) in [(&t.encode, Stage::Encode), (&t.store, Stage::Store), (&t.notify, Stage::Notify)] {
+                if !runtime.has_component(name) {
+                    let bytes = match config.manifest.components.get(name) {
+                        Some(decl) => std::fs::read(&decl.source).map_err(|source| SetupError::Source {
+                            name: name.clone(),
+                            path: decl.source.clone(),
+                            source,
+                        })?,
+                        None => builtin::get(name)
+                            .ok_or_else(|| SetupError::Missing {
+                                domain: t.domain.clone(),
+                                app: t.app_name.clone(),
+                                name: name.clone(),
+                            })?
+                            .to_vec(),
+                    };
+                    runtime.add_component(name, &bytes)?;
+                }
+                runtime.prepare(name, stage)?;
+            }
+        }
+        Ok(Self { runtime, delivery })
+    }
+
+    /// Encodes, stores and notifies one picture of stream `id`.
+    pub fn run(
+        &self,
+        t: &Template,
+        id: &types::StreamId,
+        picture: Picture,
+        captured_at: types::CaptureTime,
+    ) -> Result<Outcome, RuntimeError> {
+        let limits = CallLimits { timeout: t.function_timeout, memory: t.function_memory };
+        let frame = types::Frame {
+            width: picture.width,
+            height: picture.height,
+            pts_ms: picture.pts_ms,
+            y: picture.y,
+            u: picture.u,
+            v: picture.v,
+        };
+        let image = self.runtime.encode(&t.encode, frame, t.image_quality, limits)?;
+        let wit = wit_template(t);
+        let stored = self.runtime.store_image(&t.store, id, &wit, &image, captured_at, limits)?;
+        let snapshot = types::Snapshot {
+            id: id.clone(),
+            image_width: image.width,
+            image_height: image.height,
+            captured_at,
+            stored: stored.clone(),
+        };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let request = self.runtime.notify(&t.notify, &snapshot, &wit, now, limits)?;
+        let callback = request.is_some();
+        if let Some(r) = request {
+            self.delivery.send(Callback {
+                url: r.url,
+                headers: r.headers,
+                body: r.body,
+                label: format!("{}/{}/{}", stored.bucket, stored.object, picture.pts_ms),
+            });
+        }
+        Ok(Outcome { stored, width: image.width, height: image.height, bytes: image.data.len(), callback })
+    }
+
+    /// Waits for queued callbacks; returns delivered and failed counts.
+    pub fn finish(self) -> crate::delivery::DeliveryStats {
+        self.delivery.finish()
+    }
+}
+
+/// The template as the functions see it.
+pub fn wit_template(t: &Template) -> types::Template {
+    types::Template {
+        domain: t.domain.clone(),
+        app_name: t.app_name.clone(),
+        time_interval: t.interval.as_secs() as u32,
+        object_write_mode: match t.write_mode {
+            WriteMode::Full => types::WriteMode::Full,
+            WriteMode::Instant => types::WriteMode::Instant,
+        },
+        bucket: t.bucket.clone(),
+        location: t.location.clone(),
+        object_prefix: t.object_prefix.clone(),
+        call_back_enable: t.callback_url.is_some(),
+        call_back_url: t.callback_url.clone().unwrap_or_default(),
+        auth_key: t.auth_key.clone(),
+        auth_validity_secs: t.auth_validity.as_secs() as u32,
+        image_object_format: t.image_object_format.clone(),
+        image_access_protocol: t.image_access_protocol.clone(),
+        image_access_domain: t.image_access_domain.clone(),
+    }
+}
+
+/// The host's UTC offset at `unix_secs`, for `{fmt_time_local}`.
+pub fn utc_offset_secs(unix_secs: i64) -> i32 {
+    let t = unix_secs as libc::time_t;
+    // SAFETY: localtime_r writes only into `tm`.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() { 0 } else { tm.tm_gmtoff as i32 }
+    }
+}

@@ -1,0 +1,310 @@
+//! The WebAssembly runtime: one engine, components compiled once (cached on
+//! disk) and pre-instantiated, a fresh store per call with a wall-clock
+//! deadline (epoch interruption) and a memory cap.
+
+pub mod bindings;
+pub mod cache;
+mod host;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+use bindings::encoder::EncoderPre;
+use bindings::notifier::NotifierPre;
+use bindings::storer::{Storer, StorerPre};
+use bindings::types;
+use host::HostState;
+
+use crate::storage::Buckets;
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// The largest memory any call may be given (per-call caps are lower).
+const MAX_MEMORY: usize = 1 << 30;
+
+/// The three pipeline stages, each a WIT world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// World `encoder`.
+    Encode,
+    /// World `storer`.
+    Store,
+    /// World `notifier`.
+    Notify,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Encode => "encode",
+            Stage::Store => "store",
+            Stage::Notify => "notify",
+        })
+    }
+}
+
+/// Why a component could not be loaded or a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The engine could not be created.
+    #[error("creating the WebAssembly engine: {0:#}")]
+    Engine(wasmtime::Error),
+    /// The bytes are not a valid component.
+    #[error("component '{name}' is not a valid WebAssembly component: {source:#}")]
+    Compile {
+        /// Component name.
+        name: String,
+        /// Cause.
+        source: wasmtime::Error,
+    },
+    /// The component does not fit the stage's world.
+    #[error("component '{name}' cannot be used to {stage}: {source:#}")]
+    WrongWorld {
+        /// Component name.
+        name: String,
+        /// The stage it was named for.
+        stage: Stage,
+        /// The mismatch.
+        source: wasmtime::Error,
+    },
+    /// No component of that name.
+    #[error("no component named '{0}'")]
+    UnknownComponent(String),
+    /// The call ran past its deadline.
+    #[error("{stage} function '{name}' exceeded its deadline of {limit:?}")]
+    Deadline {
+        /// Stage.
+        stage: Stage,
+        /// Component name.
+        name: String,
+        /// The deadline.
+        limit: Duration,
+    },
+    /// The call asked for more memory than its cap.
+    #[error("{stage} function '{name}' exceeded its memory cap of {cap_mib} MiB (asked for {asked_mib} MiB)")]
+    Memory {
+        /// Stage.
+        stage: Stage,
+        /// Component name.
+        name: String,
+        /// The cap.
+        cap_mib: usize,
+        /// What it asked for.
+        asked_mib: usize,
+    },
+    /// The call trapped.
+    #[error("{stage} function '{name}' trapped: {reason}")]
+    Trap {
+        /// Stage.
+        stage: Stage,
+        /// Component name.
+        name: String,
+        /// The trap and its backtrace.
+        reason: String,
+    },
+    /// The function returned an error.
+    #[error("{stage} function '{name}' failed: {message}")]
+    Failed {
+        /// Stage.
+        stage: Stage,
+        /// Component name.
+        name: String,
+        /// Its error text.
+        message: String,
+    },
+}
+
+/// Per-call limits.
+#[derive(Clone, Copy, Debug)]
+pub struct CallLimits {
+    /// Wall-clock deadline.
+    pub timeout: Duration,
+    /// Memory cap in bytes.
+    pub memory: usize,
+}
+
+/// A component pre-instantiated for one stage.
+#[derive(Clone)]
+pub enum Prepared {
+    /// An encoder.
+    Encode(EncoderPre<HostState>),
+    /// A storer.
+    Store(StorerPre<HostState>),
+    /// A notifier.
+    Notify(NotifierPre<HostState>),
+}
+
+/// The engine, the linker and the compiled components.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: Option<PathBuf>,
+    buckets: Arc<Buckets>,
+    components: Mutex<HashMap<String, Component>>,
+    prepared: Mutex<HashMap<(String, Stage), Prepared>>,
+}
+
+impl Runtime {
+    /// Creates the engine and starts its epoch clock. Compiled components
+    /// are cached in `cache_dir` when given.
+    pub fn new(buckets: Arc<Buckets>, cache_dir: Option<PathBuf>) -> Result<Self, RuntimeError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(256)
+            .total_core_instances(1024)
+            .total_memories(256)
+            .total_tables(1024)
+            .max_memory_size(MAX_MEMORY)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_core_instances_per_component(16);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(RuntimeError::Engine)?;
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .expect("spawning the epoch thread");
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(RuntimeError::Engine)?;
+        Storer::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s).map_err(RuntimeError::Engine)?;
+        Ok(Self {
+            engine,
+            linker,
+            cache_dir,
+            buckets,
+            components: Mutex::default(),
+            prepared: Mutex::default(),
+        })
+    }
+
+    /// Compiles (or loads from the cache) a component under `name`,
+    /// replacing any earlier one of that name.
+    pub fn add_component(&self, name: &str, bytes: &[u8]) -> Result<(), RuntimeError> {
+        let component = cache::compile(&self.engine, bytes, self.cache_dir.as_deref())
+            .map_err(|source| RuntimeError::Compile { name: name.into(), source })?;
+        self.components.lock().unwrap().insert(name.into(), component);
+        self.prepared.lock().unwrap().retain(|(n, _), _| n != name);
+        Ok(())
+    }
+
+    /// Whether a component of that name is loaded.
+    pub fn has_component(&self, name: &str) -> bool {
+        self.components.lock().unwrap().contains_key(name)
+    }
+
+    /// Pre-instantiates `name` for `stage`, checking it has the stage's world.
+    pub fn prepare(&self, name: &str, stage: Stage) -> Result<Prepared, RuntimeError> {
+        let key = (name.to_string(), stage);
+        if let Some(p) = self.prepared.lock().unwrap().get(&key) {
+            return Ok(p.clone());
+        }
+        let component = self
+            .components
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| RuntimeError::UnknownComponent(name.into()))?;
+        let wrong = |source| RuntimeError::WrongWorld { name: name.into(), stage, source };
+        let pre = self.linker.instantiate_pre(&component).map_err(wrong)?;
+        let prepared = match stage {
+            Stage::Encode => Prepared::Encode(EncoderPre::new(pre).map_err(wrong)?),
+            Stage::Store => Prepared::Store(StorerPre::new(pre).map_err(wrong)?),
+            Stage::Notify => Prepared::Notify(NotifierPre::new(pre).map_err(wrong)?),
+        };
+        self.prepared.lock().unwrap().insert(key, prepared.clone());
+        Ok(prepared)
+    }
+
+    fn store(&self, limits: CallLimits) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, HostState::new(self.buckets.clone(), limits.memory));
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Runs an encoder.
+    pub fn encode(
+        &self,
+        name: &str,
+        frame: types::Frame,
+        quality: u8,
+        limits: CallLimits,
+    ) -> Result<types::Image, RuntimeError> {
+        let Prepared::Encode(pre) = self.prepare(name, Stage::Encode)? else { unreachable!() };
+        let mut store = self.store(limits);
+        let result = pre.instantiate(&mut store).and_then(|f| f.call_encode(&mut store, &frame, quality));
+        finish(result, &store, Stage::Encode, name, limits)
+    }
+
+    /// Runs a storer.
+    pub fn store_image(
+        &self,
+        name: &str,
+        id: &types::StreamId,
+        template: &types::Template,
+        image: &types::Image,
+        captured_at: types::CaptureTime,
+        limits: CallLimits,
+    ) -> Result<types::StoredObject, RuntimeError> {
+        let Prepared::Store(pre) = self.prepare(name, Stage::Store)? else { unreachable!() };
+        let mut store = self.store(limits);
+        let result =
+            pre.instantiate(&mut store).and_then(|f| f.call_store(&mut store, id, template, image, captured_at));
+        finish(result, &store, Stage::Store, name, limits)
+    }
+
+    /// Runs a notifier.
+    pub fn notify(
+        &self,
+        name: &str,
+        snapshot: &types::Snapshot,
+        template: &types::Template,
+        now: u64,
+        limits: CallLimits,
+    ) -> Result<Option<types::CallbackRequest>, RuntimeError> {
+        let Prepared::Notify(pre) = self.prepare(name, Stage::Notify)? else { unreachable!() };
+        let mut store = self.store(limits);
+        let result = pre.instantiate(&mut store).and_then(|f| f.call_notify(&mut store, snapshot, template, now));
+        finish(result, &store, Stage::Notify, name, limits)
+    }
+}
+
+/// Turns a call's outcome into the stage's result or a precise error.
+fn finish<T>(
+    result: wasmtime::Result<Result<T, String>>,
+    store: &Store<HostState>,
+    stage: Stage,
+    name: &str,
+    limits: CallLimits,
+) -> Result<T, RuntimeError> {
+    let name = name.to_string();
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(message)) => Err(RuntimeError::Failed { stage, name, message }),
+        Err(e) => {
+            if let Some(asked) = store.data().limiter.denied() {
+                return Err(RuntimeError::Memory { stage, name, cap_mib: limits.memory >> 20, asked_mib: asked >> 20 });
+            }
+            if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                return Err(RuntimeError::Deadline { stage, name, limit: limits.timeout });
+            }
+            Err(RuntimeError::Trap { stage, name, reason: format!("{e:#}") })
+        }
+    }
+}

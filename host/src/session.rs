@@ -1,0 +1,90 @@
+//! A stream session: the state of one stream between demuxer and pipeline —
+//! its parameter sets, the compressed pictures of the current GOP and its
+//! capture clock.
+
+use crate::capture::{CaptureClock, SnapshotMode, Take};
+use crate::decode::{self, DecodeError, Picture};
+use crate::ingest::{AccessUnit, VideoEvent};
+
+/// A GOP longer than this (in bytes) is not buffered further; a snapshot
+/// that would need the dropped part waits for the next IDR.
+const MAX_GOP_BYTES: usize = 64 << 20;
+
+/// What one video event led to.
+#[derive(Debug)]
+pub enum SessionOutput {
+    /// A snapshot's picture, decoded.
+    Picture(Take, Picture),
+    /// A due snapshot whose picture did not decode; the clock retries.
+    Failed(Take, DecodeError),
+}
+
+/// Per-stream state.
+#[derive(Debug)]
+pub struct StreamSession {
+    parameter_sets: Vec<u8>,
+    gop: Vec<AccessUnit>,
+    gop_bytes: usize,
+    gop_overflow: bool,
+    clock: CaptureClock,
+    pictures: u64,
+}
+
+impl StreamSession {
+    /// A session capturing every `interval_ms` in `mode`.
+    pub fn new(interval_ms: u64, mode: SnapshotMode) -> Self {
+        Self {
+            parameter_sets: Vec::new(),
+            gop: Vec::new(),
+            gop_bytes: 0,
+            gop_overflow: false,
+            clock: CaptureClock::new(interval_ms, mode),
+            pictures: 0,
+        }
+    }
+
+    /// Applies a template change from the next snapshot on.
+    pub fn reconfigure(&mut self, interval_ms: u64, mode: SnapshotMode) {
+        self.clock.reconfigure(interval_ms, mode);
+    }
+
+    /// Pictures received so far.
+    pub fn pictures(&self) -> u64 {
+        self.pictures
+    }
+
+    /// Feeds one event; decodes when a snapshot is due.
+    pub fn push(&mut self, event: VideoEvent) -> Option<SessionOutput> {
+        let unit = match event {
+            VideoEvent::ParameterSets(sets) => {
+                self.parameter_sets = sets;
+                return None;
+            }
+            VideoEvent::Unit(unit) => unit,
+        };
+        self.pictures += 1;
+        if unit.idr {
+            self.gop.clear();
+            self.gop_bytes = 0;
+            self.gop_overflow = false;
+        } else if self.gop.is_empty() || self.gop_overflow {
+            return None; // not decodable: no IDR to start from
+        }
+        if self.gop_bytes + unit.data.len() > MAX_GOP_BYTES {
+            self.gop_overflow = true;
+            return None;
+        }
+        self.gop_bytes += unit.data.len();
+        let (pts, idr) = (unit.pts_ms, unit.idr);
+        self.gop.push(unit);
+        let take = self.clock.on_picture(pts, idr, self.gop.len() - 1)?;
+        let units: Vec<&AccessUnit> = self.gop[..=take.gop_index].iter().collect();
+        match decode::decode_last(&self.parameter_sets, &units) {
+            Ok(picture) => Some(SessionOutput::Picture(take, picture)),
+            Err(e) => {
+                self.clock.retry(take);
+                Some(SessionOutput::Failed(take, e))
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Object storage: the authorized buckets behind the components'
+//! `object-store` import.
+
+pub mod fs;
+
+use std::collections::BTreeMap;
+
+use crate::config::runtime::{Backend, RuntimeConfig};
+
+/// Where an object was written and the URL it is reached at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Bucket name.
+    pub bucket: String,
+    /// Bucket region.
+    pub location: String,
+    /// Object key.
+    pub object: String,
+    /// URL of the object.
+    pub url: String,
+}
+
+/// Why an object could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The bucket is not declared in the runtime config.
+    #[error("bucket '{0}' is not authorized")]
+    UnknownBucket(String),
+    /// The key would escape the bucket or is not a valid key.
+    #[error("object key '{key}' is not allowed: {reason}")]
+    BadKey {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The backend failed.
+    #[error("writing {bucket}/{key}: {source}")]
+    Io {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// One bucket's backend.
+pub trait Bucket: Send + Sync {
+    /// Writes (or overwrites) an object.
+    fn put(&self, key: &str, content_type: &str, data: &[u8]) -> Result<StoredObject, StorageError>;
+}
+
+/// All authorized buckets, by name.
+pub struct Buckets {
+    buckets: BTreeMap<String, Box<dyn Bucket>>,
+}
+
+impl Buckets {
+    /// Opens every bucket of the runtime config.
+    pub fn open(config: &RuntimeConfig) -> Self {
+        let mut buckets: BTreeMap<String, Box<dyn Bucket>> = BTreeMap::new();
+        for b in &config.buckets {
+            let bucket: Box<dyn Bucket> = match &b.backend {
+                Backend::Fs { path } => Box::new(fs::FsBucket::new(&b.name, &b.location, path, &config.public_url)),
+            };
+            buckets.insert(b.name.clone(), bucket);
+        }
+        Self { buckets }
+    }
+
+    /// Writes into an authorized bucket; the key is checked first.
+    pub fn put(&self, bucket: &str, key: &str, content_type: &str, data: &[u8]) -> Result<StoredObject, StorageError> {
+        let b = self.buckets.get(bucket).ok_or_else(|| StorageError::UnknownBucket(bucket.to_string()))?;
+        check_key(key)?;
+        b.put(key, content_type, data)
+    }
+}
+
+/// Object keys are relative paths without `.`/`..` or empty segments.
+pub fn check_key(key: &str) -> Result<(), StorageError> {
+    let bad = |reason| Err(StorageError::BadKey { key: key.to_string(), reason });
+    if key.is_empty() || key.len() > 1024 {
+        return bad("must be 1-1024 bytes");
+    }
+    if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return bad("empty, '.' or '..' path segment");
+    }
+    if key.chars().any(|c| c.is_control() || c == '\\') {
+        return bad("control character or backslash");
+    }
+    Ok(())
+}
+
+/// Percent-encodes a key for a URL path, keeping `/`.
+pub fn url_path(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cannot_escape_the_bucket() {
+        for key in ["", "/abs", "a/../../etc/passwd", "a//b", "./a", "a\\b", "a\0b"] {
+            assert!(check_key(key).is_err(), "{key:?}");
+        }
+        assert!(check_key("snapshot/localhost/live/s.jpg").is_ok());
+        assert_eq!(url_path("a b/c+d.jpg"), "a%20b/c%2Bd.jpg");
+    }
+}
