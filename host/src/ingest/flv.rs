@@ -35,13 +35,17 @@ impl VideoTagParser {
         }
         let frame_type = first >> 4;
         let codec = first & 0x0f;
+        let malformed = |detail: String| IngestError::Malformed { what: "AVC video tag", offset, detail };
         if codec != 7 {
+            // Once the stream is known to be H.264, another codec id is damage.
+            if self.config.is_some() {
+                return Err(malformed(format!("codec id {codec} in an H.264 stream")));
+            }
             return Err(IngestError::UnsupportedCodec(codec_name(codec).into()));
         }
         if frame_type == 5 {
             return Ok(None); // video info / command frame
         }
-        let malformed = |detail: String| IngestError::Malformed { what: "AVC video tag", offset, detail };
         if body.len() < 5 {
             return Err(malformed(format!("{} bytes, need at least 5", body.len())));
         }
