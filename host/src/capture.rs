@@ -128,6 +128,13 @@ impl CaptureClock {
         }
     }
 
+    /// At the end of the stream: the pending keyframe-mode fallback, if any.
+    pub fn finish(&mut self) -> Option<Take> {
+        let index = self.fallback.take()?;
+        let due = self.next_due?;
+        Some(self.take(due, index, due))
+    }
+
     /// The snapshot could not be made (the picture did not decode): serve
     /// the same due time with a later picture.
     pub fn retry(&mut self, take: Take) {
@@ -197,6 +204,11 @@ mod tests {
         // once the interval has passed without an IDR.
         let taken = run(SnapshotMode::Keyframe, 5000, &stream(0, 16_000, 1_000_000));
         assert_eq!(taken, [(0, 0), (5000, 5000), (10000, 10000)]);
+        let mut clock = CaptureClock::new(5000, SnapshotMode::Keyframe);
+        clock.on_picture(0, true, 0);
+        assert_eq!(clock.finish(), None, "nothing pending");
+        clock.on_picture(5000, false, 125);
+        assert_eq!(clock.finish().map(|t| (t.gop_index, t.due_ms)), Some((125, 5000)), "the due picture at the end");
     }
 
     #[test]

@@ -10,13 +10,22 @@ use crate::ingest::{AccessUnit, VideoEvent};
 /// that would need the dropped part waits for the next IDR.
 const MAX_GOP_BYTES: usize = 64 << 20;
 
-/// What one video event led to.
-#[derive(Debug)]
-pub enum SessionOutput {
-    /// A snapshot's picture, decoded.
-    Picture(Take, Picture),
-    /// A due snapshot whose picture did not decode; the clock retries.
-    Failed(Take, DecodeError),
+/// A snapshot's decode work, cut from the GOP buffer so it can run off the
+/// ingest path.
+#[derive(Debug, Clone)]
+pub struct DecodeJob {
+    /// Which snapshot this is.
+    pub take: Take,
+    parameter_sets: Vec<u8>,
+    units: Vec<AccessUnit>,
+}
+
+impl DecodeJob {
+    /// Decodes the snapshot's picture.
+    pub fn decode(&self) -> Result<Picture, DecodeError> {
+        let units: Vec<&AccessUnit> = self.units.iter().collect();
+        decode::decode_last(&self.parameter_sets, &units)
+    }
 }
 
 /// Per-stream state.
@@ -53,8 +62,8 @@ impl StreamSession {
         self.pictures
     }
 
-    /// Feeds one event; decodes when a snapshot is due.
-    pub fn push(&mut self, event: VideoEvent) -> Option<SessionOutput> {
+    /// Feeds one event; returns the decode work when a snapshot is due.
+    pub fn push(&mut self, event: VideoEvent) -> Option<DecodeJob> {
         let unit = match event {
             VideoEvent::ParameterSets(sets) => {
                 self.parameter_sets = sets;
@@ -78,13 +87,22 @@ impl StreamSession {
         let (pts, idr) = (unit.pts_ms, unit.idr);
         self.gop.push(unit);
         let take = self.clock.on_picture(pts, idr, self.gop.len() - 1)?;
-        let units: Vec<&AccessUnit> = self.gop[..=take.gop_index].iter().collect();
-        match decode::decode_last(&self.parameter_sets, &units) {
-            Ok(picture) => Some(SessionOutput::Picture(take, picture)),
-            Err(e) => {
-                self.clock.retry(take);
-                Some(SessionOutput::Failed(take, e))
-            }
-        }
+        Some(self.job(take))
+    }
+
+    /// The stream ended: a keyframe-mode snapshot still waiting for an IDR
+    /// takes the picture at its due time.
+    pub fn finish(&mut self) -> Option<DecodeJob> {
+        let take = self.clock.finish()?;
+        (take.gop_index < self.gop.len()).then(|| self.job(take))
+    }
+
+    /// A job's picture did not decode: serve its due time with a later picture.
+    pub fn retry(&mut self, take: Take) {
+        self.clock.retry(take);
+    }
+
+    fn job(&self, take: Take) -> DecodeJob {
+        DecodeJob { take, parameter_sets: self.parameter_sets.clone(), units: self.gop[..=take.gop_index].to_vec() }
     }
 }

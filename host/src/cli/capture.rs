@@ -21,7 +21,7 @@ use livesnap::ingest::Demuxer;
 use livesnap::pipeline::{Pipeline, utc_offset_secs};
 use livesnap::runtime::Runtime;
 use livesnap::runtime::bindings::types::{CaptureTime, StreamId};
-use livesnap::session::{SessionOutput, StreamSession};
+use livesnap::session::{DecodeJob, StreamSession};
 use livesnap::storage::Buckets;
 
 /// Arguments of `livesnap capture`.
@@ -132,8 +132,48 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let progress = progress_bar(size, args.json);
     let start_ms = args.start_time.map_or_else(now_ms, |s| s * 1000);
     let mut session = StreamSession::new(template.interval.as_millis() as u64, template.snapshot_mode);
-    let mut first_pts: Option<u64> = None;
+    let first_pts: std::cell::OnceCell<u64> = std::cell::OnceCell::new();
     let mut totals = Totals::default();
+    let mut snapshot = |session: &mut StreamSession, job: DecodeJob| {
+        let take = job.take;
+        let picture = match job.decode() {
+            Ok(picture) => picture,
+            Err(e) => {
+                session.retry(take);
+                totals.errors += 1;
+                progress.suspend(|| tracing::warn!(stream = %stream, due_ms = take.due_ms, "snapshot skipped: {e}; trying the next picture"));
+                return;
+            }
+        };
+        let pts = picture.pts_ms;
+        let stream_time = pts.saturating_sub(first_pts.get().copied().unwrap_or(pts));
+        let unix_ms = start_ms + stream_time;
+        let at = CaptureTime { unix_ms, utc_offset_secs: utc_offset_secs((unix_ms / 1000) as i64) };
+        match pipeline.run(&template, &id, picture, at) {
+            Ok(o) => {
+                totals.snapshots += 1;
+                totals.bytes += o.bytes as u64;
+                progress.suspend(|| {
+                    tracing::info!(stream = %stream, seq = take.seq, stream_time_ms = stream_time, object = %o.stored.object, bytes = o.bytes, "snapshot stored")
+                });
+                if args.json {
+                    println!(
+                        "{}",
+                        json!({"seq": take.seq, "pts_ms": pts, "stream_time_ms": stream_time, "due_ms": take.due_ms,
+                               "bucket": o.stored.bucket, "object": o.stored.object, "url": o.stored.url,
+                               "width": o.width, "height": o.height, "bytes": o.bytes, "callback": o.callback})
+                    );
+                }
+            }
+            Err(e) => {
+                totals.errors += 1;
+                progress.suspend(|| tracing::error!(stream = %stream, seq = take.seq, stream_time_ms = stream_time, "snapshot failed: {e}"));
+                if args.json {
+                    println!("{}", json!({"seq": take.seq, "pts_ms": pts, "stream_time_ms": stream_time, "error": e.to_string()}));
+                }
+            }
+        }
+    };
     let fatal = loop {
         let event = match demuxer.next_event() {
             Ok(Some(event)) => event,
@@ -145,47 +185,16 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             progress.suspend(|| tracing::warn!(stream = %stream, "{w}; skipped"));
         }
         if let livesnap::ingest::VideoEvent::Unit(u) = &event {
-            first_pts.get_or_insert(u.pts_ms);
+            let _ = first_pts.set(u.pts_ms);
         }
         progress.set_position(demuxer.position());
-        let Some(output) = session.push(event) else { continue };
-        match output {
-            SessionOutput::Failed(take, e) => {
-                totals.errors += 1;
-                progress.suspend(|| tracing::warn!(stream = %stream, due_ms = take.due_ms, "snapshot skipped: {e}; trying the next picture"));
-            }
-            SessionOutput::Picture(take, picture) => {
-                let pts = picture.pts_ms;
-                let stream_time = pts.saturating_sub(first_pts.unwrap_or(pts));
-                let unix_ms = start_ms + stream_time;
-                let at = CaptureTime { unix_ms, utc_offset_secs: utc_offset_secs((unix_ms / 1000) as i64) };
-                match pipeline.run(&template, &id, picture, at) {
-                    Ok(o) => {
-                        totals.snapshots += 1;
-                        totals.bytes += o.bytes as u64;
-                        progress.suspend(|| {
-                            tracing::info!(stream = %stream, seq = take.seq, stream_time_ms = stream_time, object = %o.stored.object, bytes = o.bytes, "snapshot stored")
-                        });
-                        if args.json {
-                            println!(
-                                "{}",
-                                json!({"seq": take.seq, "pts_ms": pts, "stream_time_ms": stream_time, "due_ms": take.due_ms,
-                                       "bucket": o.stored.bucket, "object": o.stored.object, "url": o.stored.url,
-                                       "width": o.width, "height": o.height, "bytes": o.bytes, "callback": o.callback})
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        totals.errors += 1;
-                        progress.suspend(|| tracing::error!(stream = %stream, seq = take.seq, stream_time_ms = stream_time, "snapshot failed: {e}"));
-                        if args.json {
-                            println!("{}", json!({"seq": take.seq, "pts_ms": pts, "stream_time_ms": stream_time, "error": e.to_string()}));
-                        }
-                    }
-                }
-            }
+        if let Some(job) = session.push(event) {
+            snapshot(&mut session, job);
         }
     };
+    if let Some(job) = session.finish() {
+        snapshot(&mut session, job);
+    }
     for w in demuxer.take_warnings() {
         totals.skipped += 1;
         tracing::warn!(stream = %stream, "{w}; skipped");

@@ -4,6 +4,7 @@
 pub mod annexb;
 pub mod flv;
 pub mod h264;
+pub mod rtmp;
 pub mod window;
 
 use std::io;

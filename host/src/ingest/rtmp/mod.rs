@@ -1,0 +1,91 @@
+//! RTMP publishing, server side: the handshake, chunk streams, AMF0
+//! commands, and the publish flow (connect, releaseStream, FCPublish,
+//! createStream, publish, deleteStream). Video arrives as FLV video tag
+//! bodies, parsed by [`super::flv::VideoTagParser`].
+
+pub mod amf0;
+pub mod chunk;
+pub mod connection;
+pub mod handshake;
+
+pub use connection::{Connection, Event, PublishRequest};
+
+/// Why an RTMP connection is closed.
+#[derive(Debug, thiserror::Error)]
+pub enum RtmpError {
+    /// The peer broke the protocol.
+    #[error("RTMP protocol error: {0}")]
+    Protocol(String),
+    /// A command or metadata payload is not valid AMF0.
+    #[error("malformed AMF0 at byte {offset}: {detail}")]
+    Amf {
+        /// Offset in the payload.
+        offset: usize,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// Where a publisher wants to publish, from its connect and publish calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishTarget {
+    /// The ingest domain: `domain=`/`vhost=` parameter, else the tcUrl host.
+    pub domain: String,
+    /// The application (connect's `app`, without parameters).
+    pub app: String,
+    /// The stream name (before any `?`).
+    pub stream: String,
+}
+
+/// Resolves domain, app and stream from connect's `app` and `tcUrl` and the
+/// publish name, each of which may carry `?key=value` parameters.
+pub fn publish_target(app: &str, tc_url: Option<&str>, name: &str) -> Result<PublishTarget, String> {
+    let (app_name, app_query) = app.split_once('?').unwrap_or((app, ""));
+    let (stream, stream_query) = name.split_once('?').unwrap_or((name, ""));
+    let (url, url_query) = tc_url.map(|u| u.split_once('?').unwrap_or((u, ""))).unwrap_or(("", ""));
+    let param = |key: &str| {
+        [stream_query, app_query, url_query]
+            .iter()
+            .flat_map(|q| q.split('&'))
+            .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v.to_string()))
+    };
+    let host = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
+        .map(|hostport| match hostport.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or("").to_string(),
+            None => hostport.split(':').next().unwrap_or("").to_string(),
+        })
+        .unwrap_or_default();
+    let domain = param("domain").or_else(|| param("vhost")).unwrap_or(host).to_ascii_lowercase();
+    let app_name = app_name.trim_end_matches('/').to_string();
+    if domain.is_empty() {
+        return Err("no domain: tcUrl has no host and there is no domain= parameter".into());
+    }
+    if app_name.is_empty() || stream.is_empty() {
+        return Err(format!("app '{app_name}' and stream '{stream}' must not be empty"));
+    }
+    if stream.len() > 256 || stream.contains('/') || stream.chars().any(|c| c.is_control()) || stream == "." || stream == ".." {
+        return Err(format!("stream name '{}' is not allowed", stream.escape_debug()));
+    }
+    Ok(PublishTarget { domain, app: app_name, stream: stream.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_comes_from_parameters_or_the_tcurl_host() {
+        let t = publish_target("live", Some("rtmp://127.0.0.1:1935/live"), "test001?token=abc").unwrap();
+        assert_eq!(t, PublishTarget { domain: "127.0.0.1".into(), app: "live".into(), stream: "test001".into() });
+        let t = publish_target("live?vhost=push.example.com", Some("rtmp://10.0.0.1/live?vhost=push.example.com"), "s").unwrap();
+        assert_eq!(t.domain, "push.example.com");
+        let t = publish_target("live", Some("rtmp://Host.Example:1935/live"), "s?domain=cdn.example.com").unwrap();
+        assert_eq!(t.domain, "cdn.example.com");
+        let t = publish_target("live", Some("rtmp://[::1]:1935/live"), "s").unwrap();
+        assert_eq!(t.domain, "::1");
+        assert!(publish_target("live", None, "s").is_err());
+        assert!(publish_target("live", Some("rtmp://h/live"), "../x").is_err());
+    }
+}
