@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod capture;
 pub mod config;
 pub mod decode;
@@ -14,6 +15,7 @@ pub mod delivery;
 pub mod ingest;
 pub mod pipeline;
 pub mod runtime;
+pub mod service;
 pub mod session;
 pub mod storage;
 pub mod verify;

@@ -18,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the service: RTMP ingest and the HTTP server (API, /obs objects, /metrics).
+    Up(cli::up::UpArgs),
     /// Capture snapshots from a file (.flv, Annex-B .h264) or stdin with the same pipeline as the service.
     Capture(cli::capture::CaptureArgs),
     /// Run each component's `[component.X.build] command` from the manifest.
@@ -37,8 +39,10 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
+        Command::Up(args) => cli::up::run(args),
         Command::Capture(args) => cli::capture::run(args),
         Command::Build(args) => cli::build::run(args),
         Command::Keygen => cli::keygen(),

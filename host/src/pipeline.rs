@@ -83,29 +83,44 @@ impl Pipeline {
     /// Loads every component the templates use and checks each against its
     /// stage's world, so a bad manifest fails at start, not at a snapshot.
     pub fn new(config: &Config, runtime: Arc<Runtime>, delivery: Delivery) -> Result<Self, SetupError> {
+        let pipeline = Self { runtime, delivery };
+        pipeline.load(config)?;
+        Ok(pipeline)
+    }
+
+    /// Loads what `config` needs: the manifest's components are read again
+    /// (recompiling only what changed, by content), built-ins once.
+    pub fn load(&self, config: &Config) -> Result<(), SetupError> {
         for t in &config.templates {
             for (name, stage) in [(&t.encode, Stage::Encode), (&t.store, Stage::Store), (&t.notify, Stage::Notify)] {
-                if !runtime.has_component(name) {
-                    let bytes = match config.manifest.components.get(name) {
-                        Some(decl) => std::fs::read(&decl.source).map_err(|source| SetupError::Source {
+                match config.manifest.components.get(name) {
+                    Some(decl) => {
+                        let bytes = std::fs::read(&decl.source).map_err(|source| SetupError::Source {
                             name: name.clone(),
                             path: decl.source.clone(),
                             source,
-                        })?,
-                        None => builtin::get(name)
-                            .ok_or_else(|| SetupError::Missing {
-                                domain: t.domain.clone(),
-                                app: t.app_name.clone(),
-                                name: name.clone(),
-                            })?
-                            .to_vec(),
-                    };
-                    runtime.add_component(name, &bytes)?;
+                        })?;
+                        self.runtime.add_component(name, &bytes)?;
+                    }
+                    None if self.runtime.has_component(name) => {}
+                    None => {
+                        let bytes = builtin::get(name).ok_or_else(|| SetupError::Missing {
+                            domain: t.domain.clone(),
+                            app: t.app_name.clone(),
+                            name: name.clone(),
+                        })?;
+                        self.runtime.add_component(name, bytes)?;
+                    }
                 }
-                runtime.prepare(name, stage)?;
+                self.runtime.prepare(name, stage)?;
             }
         }
-        Ok(Self { runtime, delivery })
+        Ok(())
+    }
+
+    /// Callback deliveries finished so far.
+    pub fn delivery_stats(&self) -> crate::delivery::DeliveryStats {
+        self.delivery.stats()
     }
 
     /// Encodes, stores and notifies one picture of stream `id`.
@@ -150,7 +165,7 @@ impl Pipeline {
     }
 
     /// Waits for queued callbacks; returns delivered and failed counts.
-    pub fn finish(self) -> crate::delivery::DeliveryStats {
+    pub fn finish(&self) -> crate::delivery::DeliveryStats {
         self.delivery.finish()
     }
 }

@@ -57,6 +57,11 @@ impl StreamSession {
         self.clock.reconfigure(interval_ms, mode);
     }
 
+    /// Whether a decodable picture (an IDR) has arrived.
+    pub fn has_started(&self) -> bool {
+        self.clock.next_due().is_some()
+    }
+
     /// Pictures received so far.
     pub fn pictures(&self) -> u64 {
         self.pictures

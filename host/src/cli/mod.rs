@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod capture;
+pub mod up;
 pub mod verify;
 
 use std::process::ExitCode;

@@ -17,12 +17,15 @@ pub struct RuntimeConfig {
     pub rtmp_listen: SocketAddr,
     /// HTTP listen address.
     pub http_listen: SocketAddr,
-    /// Base of `snapshot_url` for fs buckets (`{public_url}/obs/{bucket}/{object}`).
-    pub public_url: String,
+    /// Base of `snapshot_url` for fs buckets (`{public_url}/obs/{bucket}/{object}`);
+    /// `http://{http_listen}` when not set.
+    pub public_url: Option<String>,
     /// State folder (compiled-component cache, later the database).
     pub state_dir: PathBuf,
     /// Authorized buckets.
     pub buckets: Vec<BucketConfig>,
+    /// The API's project id (`/v1/{project_id}/…`).
+    pub project_id: String,
 }
 
 /// A `[[bucket]]`.
@@ -56,6 +59,14 @@ struct Raw {
     state_dir: Option<String>,
     #[serde(default)]
     bucket: Vec<RawBucket>,
+    #[serde(default)]
+    api: RawApi,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    project_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +93,11 @@ impl RuntimeConfig {
         from_raw(raw, path.parent().unwrap_or(Path::new("."))).map_err(|e| e.in_file(path))
     }
 
+    /// The base URL fs-bucket objects are served under.
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.http_listen))
+    }
+
     /// Authorized buckets as (name, location) pairs, for validation.
     pub fn bucket_locations(&self) -> Vec<(String, String)> {
         self.buckets.iter().map(|b| (b.name.clone(), b.location.clone())).collect()
@@ -92,7 +108,7 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
     let region = raw.region.unwrap_or_else(|| "local".into());
     let state_dir = base.join(raw.state_dir.unwrap_or_else(|| ".livesnap".into()));
     let http_listen = raw.http_listen.unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap());
-    let public_url = raw.public_url.unwrap_or_else(|| format!("http://{http_listen}")).trim_end_matches('/').to_string();
+    let public_url = raw.public_url.map(|u| u.trim_end_matches('/').to_string());
     let mut buckets = Vec::new();
     for b in raw.bucket {
         if crate::config::template::validate_domain(&b.name).is_err() || b.name.contains('/') {
@@ -123,5 +139,6 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
         public_url,
         state_dir,
         buckets,
+        project_id: std::env::var("LIVESNAP_PROJECT_ID").ok().or(raw.api.project_id).unwrap_or_else(|| "livesnap".into()),
     })
 }

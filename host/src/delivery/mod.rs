@@ -2,7 +2,9 @@
 //! with a timeout and a few retries. (A durable outbox comes later; a
 //! callback still queued when the process ends is lost.)
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -30,11 +32,13 @@ pub struct DeliveryConfig {
     pub attempts: u32,
     /// Wait before the second attempt; doubled after each.
     pub backoff: Duration,
+    /// Sender threads (a slow receiver holds up only one of them).
+    pub workers: usize,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(10), attempts: 3, backoff: Duration::from_millis(500) }
+        Self { timeout: Duration::from_secs(10), attempts: 3, backoff: Duration::from_millis(500), workers: 4 }
     }
 }
 
@@ -47,53 +51,74 @@ pub struct DeliveryStats {
     pub failed: u64,
 }
 
-/// A background sender.
+/// Background senders.
 pub struct Delivery {
-    tx: Option<Sender<Callback>>,
-    worker: Option<JoinHandle<DeliveryStats>>,
+    tx: Mutex<Option<Sender<Callback>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    counts: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    ok: AtomicU64,
+    failed: AtomicU64,
 }
 
 impl Delivery {
-    /// Starts the sender thread.
+    /// Starts the sender threads.
     pub fn start(config: DeliveryConfig) -> Self {
         let (tx, rx) = channel();
-        let worker = std::thread::Builder::new()
-            .name("callbacks".into())
-            .spawn(move || run(rx, config))
-            .expect("spawning the callback thread");
-        Self { tx: Some(tx), worker: Some(worker) }
+        let rx = Arc::new(Mutex::new(rx));
+        let counts = Arc::new(Counts::default());
+        let agent: Agent = Agent::config_builder()
+            .timeout_global(Some(config.timeout))
+            .http_status_as_error(false)
+            .user_agent(concat!("livesnap/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let workers = (0..config.workers.max(1))
+            .map(|i| {
+                let (rx, counts, agent) = (rx.clone(), counts.clone(), agent.clone());
+                std::thread::Builder::new()
+                    .name(format!("callbacks-{i}"))
+                    .spawn(move || run(&rx, &agent, &counts, config))
+                    .expect("spawning a callback thread")
+            })
+            .collect();
+        Self { tx: Mutex::new(Some(tx)), workers: Mutex::new(workers), counts }
     }
 
     /// Queues a callback.
     pub fn send(&self, callback: Callback) {
-        if let Some(tx) = &self.tx {
+        if let Some(tx) = self.tx.lock().unwrap().as_ref() {
             let _ = tx.send(callback);
         }
     }
 
-    /// Waits until every queued callback is delivered or given up.
-    pub fn finish(mut self) -> DeliveryStats {
-        self.tx.take();
-        self.worker.take().map(|w| w.join().unwrap_or_default()).unwrap_or_default()
+    /// Deliveries finished so far.
+    pub fn stats(&self) -> DeliveryStats {
+        DeliveryStats { ok: self.counts.ok.load(Ordering::Relaxed), failed: self.counts.failed.load(Ordering::Relaxed) }
+    }
+
+    /// Stops taking callbacks and waits until every queued one is
+    /// delivered or given up.
+    pub fn finish(&self) -> DeliveryStats {
+        self.tx.lock().unwrap().take();
+        let workers: Vec<_> = self.workers.lock().unwrap().drain(..).collect();
+        for w in workers {
+            let _ = w.join();
+        }
+        self.stats()
     }
 }
 
-fn run(rx: Receiver<Callback>, config: DeliveryConfig) -> DeliveryStats {
-    let agent: Agent = Agent::config_builder()
-        .timeout_global(Some(config.timeout))
-        .http_status_as_error(false)
-        .user_agent(concat!("livesnap/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into();
-    let mut stats = DeliveryStats::default();
-    for callback in rx {
-        if deliver(&agent, &callback, config) {
-            stats.ok += 1;
-        } else {
-            stats.failed += 1;
-        }
+fn run(rx: &Mutex<Receiver<Callback>>, agent: &Agent, counts: &Counts, config: DeliveryConfig) {
+    loop {
+        let next = rx.lock().unwrap().recv();
+        let Ok(callback) = next else { return };
+        let counter = if deliver(agent, &callback, config) { &counts.ok } else { &counts.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
-    stats
 }
 
 fn deliver(agent: &Agent, cb: &Callback, config: DeliveryConfig) -> bool {

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sha2::Digest;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
@@ -119,6 +120,19 @@ pub enum RuntimeError {
     },
 }
 
+impl RuntimeError {
+    /// The stage and component of a failed call (not of load errors).
+    pub fn call_site(&self) -> Option<(Stage, &str, &'static str)> {
+        match self {
+            RuntimeError::Deadline { stage, name, .. } => Some((*stage, name, "deadline")),
+            RuntimeError::Memory { stage, name, .. } => Some((*stage, name, "memory")),
+            RuntimeError::Trap { stage, name, .. } => Some((*stage, name, "trap")),
+            RuntimeError::Failed { stage, name, .. } => Some((*stage, name, "error")),
+            _ => None,
+        }
+    }
+}
+
 /// Per-call limits.
 #[derive(Clone, Copy, Debug)]
 pub struct CallLimits {
@@ -145,7 +159,8 @@ pub struct Runtime {
     linker: Linker<HostState>,
     cache_dir: Option<PathBuf>,
     buckets: Arc<Buckets>,
-    components: Mutex<HashMap<String, Component>>,
+    /// Compiled components with the SHA-256 of their bytes.
+    components: Mutex<HashMap<String, ([u8; 32], Component)>>,
     prepared: Mutex<HashMap<(String, Stage), Prepared>>,
 }
 
@@ -191,11 +206,16 @@ impl Runtime {
     }
 
     /// Compiles (or loads from the cache) a component under `name`,
-    /// replacing any earlier one of that name.
+    /// replacing any earlier one of that name; the same bytes again are a
+    /// no-op.
     pub fn add_component(&self, name: &str, bytes: &[u8]) -> Result<(), RuntimeError> {
+        let digest: [u8; 32] = sha2::Sha256::digest(bytes).into();
+        if self.components.lock().unwrap().get(name).is_some_and(|(d, _)| *d == digest) {
+            return Ok(());
+        }
         let component = cache::compile(&self.engine, bytes, self.cache_dir.as_deref())
             .map_err(|source| RuntimeError::Compile { name: name.into(), source })?;
-        self.components.lock().unwrap().insert(name.into(), component);
+        self.components.lock().unwrap().insert(name.into(), (digest, component));
         self.prepared.lock().unwrap().retain(|(n, _), _| n != name);
         Ok(())
     }
@@ -216,7 +236,7 @@ impl Runtime {
             .lock()
             .unwrap()
             .get(name)
-            .cloned()
+            .map(|(_, c)| c.clone())
             .ok_or_else(|| RuntimeError::UnknownComponent(name.into()))?;
         let wrong = |source| RuntimeError::WrongWorld { name: name.into(), stage, source };
         let pre = self.linker.instantiate_pre(&component).map_err(wrong)?;

@@ -43,4 +43,12 @@ impl Bucket for FsBucket {
             url: format!("{}/obs/{}/{}", self.public_url, self.name, url_path(key)),
         })
     }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        match std::fs::read(self.root.join(key)) {
+            Ok(data) => Ok(Some(data)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::IsADirectory => Ok(None),
+            Err(source) => Err(StorageError::Io { bucket: self.name.clone(), key: key.into(), source }),
+        }
+    }
 }

@@ -50,6 +50,9 @@ pub enum StorageError {
 pub trait Bucket: Send + Sync {
     /// Writes (or overwrites) an object.
     fn put(&self, key: &str, content_type: &str, data: &[u8]) -> Result<StoredObject, StorageError>;
+
+    /// Reads an object; `Ok(None)` when there is none.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
 }
 
 /// All authorized buckets, by name.
@@ -63,7 +66,7 @@ impl Buckets {
         let mut buckets: BTreeMap<String, Box<dyn Bucket>> = BTreeMap::new();
         for b in &config.buckets {
             let bucket: Box<dyn Bucket> = match &b.backend {
-                Backend::Fs { path } => Box::new(fs::FsBucket::new(&b.name, &b.location, path, &config.public_url)),
+                Backend::Fs { path } => Box::new(fs::FsBucket::new(&b.name, &b.location, path, &config.public_url())),
             };
             buckets.insert(b.name.clone(), bucket);
         }
@@ -75,6 +78,13 @@ impl Buckets {
         let b = self.buckets.get(bucket).ok_or_else(|| StorageError::UnknownBucket(bucket.to_string()))?;
         check_key(key)?;
         b.put(key, content_type, data)
+    }
+
+    /// Reads an object of an authorized bucket.
+    pub fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let b = self.buckets.get(bucket).ok_or_else(|| StorageError::UnknownBucket(bucket.to_string()))?;
+        check_key(key)?;
+        b.get(key)
     }
 }
 

@@ -1,0 +1,78 @@
+//! The HTTP server: fs-bucket objects under `/obs/`, `/metrics`, and the
+//! `/v1/{project_id}/…` API.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State as AxState};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::service::State;
+
+/// The routes.
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/obs/{bucket}/{*object}", get(object))
+        .route("/metrics", get(metrics))
+        .route("/v1/{project_id}/streams", get(streams))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "LIVE.100011404", "no such resource") })
+        .with_state(state)
+}
+
+/// A Huawei-style error body.
+pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, axum::Json(json!({"error_code": code, "error_msg": message}))).into_response()
+}
+
+async fn object(AxState(state): AxState<Arc<State>>, Path((bucket, object)): Path<(String, String)>) -> Response {
+    let buckets = state.buckets.clone();
+    let key = object.clone();
+    let result = tokio::task::spawn_blocking(move || buckets.get(&bucket, &key)).await;
+    match result {
+        Ok(Ok(Some(data))) => {
+            let content_type = if object.ends_with(".jpg") || object.ends_with(".jpeg") { "image/jpeg" } else { "application/octet-stream" };
+            // Instant-mode objects change in place: a viewer must revalidate.
+            ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], data).into_response()
+        }
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "LIVE.100011404", "no such object"),
+        Ok(Err(e @ crate::storage::StorageError::UnknownBucket(_))) => error(StatusCode::NOT_FOUND, "LIVE.100011404", &e.to_string()),
+        Ok(Err(e @ crate::storage::StorageError::BadKey { .. })) => error(StatusCode::BAD_REQUEST, "LIVE.100011400", &e.to_string()),
+        Ok(Err(e)) => {
+            tracing::error!("serving an object: {e}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "LIVE.100011500", "could not read the object")
+        }
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "LIVE.100011500", "could not read the object"),
+    }
+}
+
+async fn metrics(AxState(state): AxState<Arc<State>>) -> Response {
+    let delivered = state.pipeline.delivery_stats();
+    let body = state.metrics.render(state.streams.len(), delivered.ok, delivered.failed);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn streams(AxState(state): AxState<Arc<State>>, Path(project_id): Path<String>) -> Response {
+    let config = state.config();
+    if project_id != config.runtime.project_id {
+        return error(StatusCode::NOT_FOUND, "LIVE.100011404", "unknown project_id");
+    }
+    let list: Vec<_> = state
+        .streams
+        .list()
+        .into_iter()
+        .map(|s| {
+            let template = config.template(&s.domain, &s.app).map(|t| {
+                json!({"time_interval": t.interval.as_secs(), "snapshot_mode": t.snapshot_mode.to_string(),
+                       "object_write_mode": matches!(t.write_mode, crate::config::template::WriteMode::Instant) as u8,
+                       "bucket": t.bucket, "call_back_enable": if t.callback_url.is_some() { "on" } else { "off" }})
+            });
+            json!({"domain": s.domain, "app": s.app, "stream": s.stream, "peer": s.peer, "started_at": s.started_at,
+                   "frames": s.frames, "snapshots": s.snapshots, "errors": s.errors,
+                   "last_snapshot_url": s.last_snapshot_url, "template": template})
+        })
+        .collect();
+    axum::Json(json!({"total": list.len(), "streams": list})).into_response()
+}

@@ -1,0 +1,241 @@
+//! `livesnap up`: RTMP ingest and the HTTP server around the pipeline,
+//! configuration reload, and a clean shutdown.
+
+pub mod metrics;
+mod publisher;
+pub mod streams;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ConfigError, Template, manifest};
+use crate::delivery::{Delivery, DeliveryConfig};
+use crate::pipeline::{Pipeline, SetupError};
+use crate::runtime::{Runtime, RuntimeError};
+use crate::storage::Buckets;
+use metrics::Metrics;
+use streams::Streams;
+
+/// What `livesnap up` is started with.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--manifest`.
+    pub manifest: Option<PathBuf>,
+    /// `--runtime-config`.
+    pub runtime_config: Option<PathBuf>,
+    /// Overrides the runtime config's RTMP address.
+    pub rtmp_listen: Option<SocketAddr>,
+    /// Overrides the runtime config's HTTP address.
+    pub http_listen: Option<SocketAddr>,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound.
+    #[error("listening on {addr} ({what}): {source}")]
+    Bind {
+        /// RTMP or HTTP.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Components could not be loaded.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The engine could not start.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Everything the tasks of the service share.
+pub struct State {
+    config: RwLock<Arc<Config>>,
+    generation: AtomicU64,
+    /// The functions and callback delivery.
+    pub pipeline: Pipeline,
+    /// Live streams.
+    pub streams: Streams,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Authorized buckets (for `/obs/`).
+    pub buckets: Arc<Buckets>,
+    /// Bounds concurrent decode + function work to the cores.
+    workers: Arc<Semaphore>,
+    /// Snapshot jobs in flight, waited for at shutdown.
+    tasks: TaskTracker,
+}
+
+impl State {
+    /// The current configuration.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap().clone()
+    }
+
+    /// The template for (domain, app) and the configuration generation it
+    /// came from.
+    pub fn template(&self, domain: &str, app: &str) -> (u64, Option<Arc<Template>>) {
+        let config = self.config.read().unwrap();
+        (self.generation.load(Ordering::Acquire), config.template(domain, app).cloned().map(Arc::new))
+    }
+
+    /// The configuration generation (bumped by every reload).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// Runs the service until SIGINT or SIGTERM.
+pub async fn run(options: Options) -> Result<(), ServiceError> {
+    let mut config = Config::load(options.manifest.as_deref(), options.runtime_config.as_deref())?;
+    if let Some(a) = options.rtmp_listen {
+        config.runtime.rtmp_listen = a;
+    }
+    if let Some(a) = options.http_listen {
+        config.runtime.http_listen = a;
+    }
+    let bind = |what, addr| async move {
+        TcpListener::bind(addr).await.map_err(|source| ServiceError::Bind { what, addr, source })
+    };
+    let rtmp = bind("RTMP", config.runtime.rtmp_listen).await?;
+    let http = bind("HTTP", config.runtime.http_listen).await?;
+    let rtmp_addr = rtmp.local_addr().expect("bound");
+    let http_addr = http.local_addr().expect("bound");
+    // With port 0 the real ports are known only now; snapshot URLs use them.
+    config.runtime.rtmp_listen = rtmp_addr;
+    config.runtime.http_listen = http_addr;
+
+    let buckets = Arc::new(Buckets::open(&config.runtime));
+    let runtime = Arc::new(Runtime::new(buckets.clone(), Some(config.runtime.state_dir.join("cache")))?);
+    let pipeline = Pipeline::new(&config, runtime, Delivery::start(DeliveryConfig::default()))?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let manifest_path = config.manifest.path.clone();
+    let state = Arc::new(State {
+        config: RwLock::new(Arc::new(config)),
+        generation: AtomicU64::new(1),
+        pipeline,
+        streams: Streams::default(),
+        metrics: Metrics::default(),
+        buckets,
+        workers: Arc::new(Semaphore::new(cores)),
+        tasks: TaskTracker::new(),
+    });
+    let cancel = CancellationToken::new();
+    let templates: Vec<String> =
+        state.config().templates.iter().map(|t| format!("{}/{}", t.domain, t.app_name)).collect();
+    tracing::info!(
+        rtmp = %rtmp_addr,
+        http = %http_addr,
+        manifest = %manifest_path.as_ref().map_or("(embedded default)".into(), |p| p.display().to_string()),
+        templates = %templates.join(","),
+        "livesnap is up"
+    );
+
+    let publishers = TaskTracker::new();
+    let accept = tokio::spawn(accept_loop(rtmp, state.clone(), cancel.clone(), publishers.clone()));
+    let server = axum::serve(http, crate::api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(cancel.clone().cancelled_owned());
+    let server = tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!("HTTP server failed: {e}");
+        }
+    });
+    if let Some(path) = manifest_path {
+        tokio::spawn(watch_manifest(path, state.clone(), cancel.clone()));
+    }
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: closing publishers, finishing snapshots in flight");
+    cancel.cancel();
+    let _ = accept.await;
+    publishers.close();
+    publishers.wait().await;
+    state.tasks.close();
+    state.tasks.wait().await;
+    let _ = server.await;
+    let st = state.clone();
+    let delivered = tokio::task::spawn_blocking(move || st.pipeline.finish()).await.unwrap_or_default();
+    tracing::info!(callbacks_ok = delivered.ok, callbacks_failed = delivered.failed, "stopped");
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<State>, cancel: CancellationToken, publishers: TaskTracker) {
+    loop {
+        let (socket, peer) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("accepting an RTMP connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = socket.set_nodelay(true);
+        publishers.spawn(publisher::serve(socket, peer, state.clone(), cancel.clone()));
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Reloads the manifest when it changes on disk or on SIGHUP; an invalid
+/// one is logged and the running configuration kept.
+async fn watch_manifest(path: PathBuf, state: Arc<State>, cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
+    let modified = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen: Option<SystemTime> = modified(&path);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let forced = tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = hup.recv() => true,
+            _ = tick.tick() => false,
+        };
+        let now = modified(&path);
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        let st = state.clone();
+        let p = path.clone();
+        let result = tokio::task::spawn_blocking(move || reload(&p, &st)).await;
+        match result {
+            Ok(Ok(n)) => tracing::info!(manifest = %path.display(), templates = n, "configuration reloaded"),
+            Ok(Err(e)) => tracing::error!(manifest = %path.display(), "configuration change rejected, keeping the running one: {e}"),
+            Err(e) => tracing::error!("reload failed: {e}"),
+        }
+    }
+}
+
+fn reload(path: &std::path::Path, state: &State) -> Result<usize, String> {
+    let runtime = state.config().runtime.clone();
+    let manifest = manifest::load(path).map_err(|e| e.to_string())?;
+    let config = Config::new(manifest, runtime).map_err(|e| e.to_string())?;
+    state.pipeline.load(&config).map_err(|e| e.to_string())?;
+    let n = config.templates.len();
+    *state.config.write().unwrap() = Arc::new(config);
+    state.generation.fetch_add(1, Ordering::AcqRel);
+    Ok(n)
+}

@@ -1,0 +1,333 @@
+//! One RTMP publisher: handshake, publish checks, and its stream's session.
+//! Decoding and the functions run on the bounded worker pool, never on this
+//! task, so a slow or stuck publisher holds up nobody else.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::State;
+use super::streams::StreamInfo;
+use crate::capture::Take;
+use crate::config::Template;
+use crate::ingest::flv::VideoTagParser;
+use crate::ingest::rtmp::{self, Connection, Event, PublishRequest, RtmpError, handshake};
+use crate::ingest::{IngestError, VideoEvent};
+use crate::pipeline::utc_offset_secs;
+use crate::runtime::bindings::types::{CaptureTime, StreamId};
+use crate::session::{DecodeJob, StreamSession};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pictures without an IDR before the stream is reported as undecodable.
+const NO_KEYFRAME_WARNING: u64 = 300;
+
+#[derive(Debug, thiserror::Error)]
+enum PublisherError {
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Timeout(&'static str),
+    #[error("handshake: {0}")]
+    Handshake(&'static str),
+    #[error(transparent)]
+    Rtmp(#[from] RtmpError),
+    #[error("publish refused: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    Codec(IngestError),
+    #[error("service shutting down")]
+    Shutdown,
+}
+
+/// Serves one connection to its end; every outcome is logged here.
+pub(super) async fn serve(socket: TcpStream, peer: SocketAddr, state: Arc<State>, cancel: CancellationToken) {
+    let mut stream_name = None;
+    let result = tokio::select! {
+        r = publish(socket, peer, &state, &mut stream_name) => r,
+        _ = cancel.cancelled() => Err(PublisherError::Shutdown),
+    };
+    let stream = stream_name.unwrap_or_else(|| "-".into());
+    match result {
+        Ok(()) => tracing::info!(%peer, %stream, "publisher disconnected"),
+        Err(PublisherError::Shutdown) => tracing::info!(%peer, %stream, "publisher closed for shutdown"),
+        Err(e @ PublisherError::Refused(_)) => {
+            state.metrics.publishes_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%peer, %stream, "{e}");
+        }
+        Err(e) => tracing::warn!(%peer, %stream, "publisher dropped: {e}"),
+    }
+}
+
+async fn publish(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    state: &Arc<State>,
+    stream_name: &mut Option<String>,
+) -> Result<(), PublisherError> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, do_handshake(&mut socket))
+        .await
+        .map_err(|_| PublisherError::Timeout("no handshake within 10 s"))??;
+    let mut conn = Connection::new();
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut live: Option<LiveStream> = None;
+    loop {
+        let n = tokio::time::timeout(IDLE_TIMEOUT, socket.read_buf(&mut buf))
+            .await
+            .map_err(|_| PublisherError::Timeout("no data for 30 s"))??;
+        if n == 0 {
+            break;
+        }
+        let (consumed, events) = conn.feed(&buf)?;
+        buf.drain(..consumed);
+        for event in events {
+            match event {
+                Event::Connected { app, tc_url } => {
+                    tracing::debug!(%peer, %app, tc_url = tc_url.as_deref().unwrap_or("-"), "RTMP connect");
+                }
+                Event::Publish(request) => match admit(state, peer, &request) {
+                    Ok(stream) => {
+                        conn.accept(&request);
+                        *stream_name = Some(stream.label());
+                        tracing::info!(%peer, stream = %stream.label(), "publishing");
+                        state.metrics.publishes.fetch_add(1, Ordering::Relaxed);
+                        live = Some(stream);
+                    }
+                    Err((code, reason)) => {
+                        *stream_name = Some(request.name.clone());
+                        conn.reject(&request, code, &reason);
+                        socket.write_all(&conn.take_output()).await?;
+                        return Err(PublisherError::Refused(reason));
+                    }
+                },
+                Event::Video { timestamp, data } => {
+                    if let Some(stream) = live.as_mut() {
+                        stream.on_video(timestamp, &data)?;
+                    }
+                }
+                Event::Unpublished => {
+                    if let Some(mut stream) = live.take() {
+                        stream.finish();
+                    }
+                }
+            }
+        }
+        let out = conn.take_output();
+        if !out.is_empty() {
+            socket.write_all(&out).await?;
+        }
+    }
+    if let Some(mut stream) = live.take() {
+        stream.finish();
+    }
+    Ok(())
+}
+
+async fn do_handshake(socket: &mut TcpStream) -> Result<(), PublisherError> {
+    let mut c0c1 = [0u8; handshake::C0C1_LEN];
+    socket.read_exact(&mut c0c1).await?;
+    let uptime = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u32);
+    let reply = handshake::respond(&c0c1, uptime).ok_or(PublisherError::Handshake("not RTMP version 3"))?;
+    socket.write_all(&reply).await?;
+    let mut c2 = [0u8; handshake::C2_LEN];
+    socket.read_exact(&mut c2).await?;
+    Ok(())
+}
+
+/// Checks a publish against the templates and the live streams.
+fn admit(state: &Arc<State>, peer: SocketAddr, request: &PublishRequest) -> Result<LiveStream, (&'static str, String)> {
+    let target = rtmp::publish_target(&request.app, request.tc_url.as_deref(), &request.name)
+        .map_err(|e| ("NetStream.Publish.BadName", e))?;
+    let (generation, template) = state.template(&target.domain, &target.app);
+    let Some(template) = template else {
+        return Err((
+            "NetStream.Publish.Rejected",
+            format!("no snapshot template for domain '{}' app '{}'", target.domain, target.app),
+        ));
+    };
+    let key = (target.domain.clone(), target.app.clone(), target.stream.clone());
+    let info = state.streams.register(key, peer.to_string()).ok_or_else(|| {
+        ("NetStream.Publish.BadName", format!("{}/{}/{} is already being published", target.domain, target.app, target.stream))
+    })?;
+    let (retry_tx, retry_rx) = channel();
+    Ok(LiveStream {
+        state: state.clone(),
+        session: StreamSession::new(template.interval.as_millis() as u64, template.snapshot_mode),
+        id: StreamId { domain: target.domain, app: target.app, stream: target.stream },
+        template: Some(template),
+        generation,
+        info,
+        parser: VideoTagParser::default(),
+        first_pts: None,
+        start_ms: now_ms(),
+        retry_tx,
+        retry_rx,
+        warned_no_keyframe: false,
+    })
+}
+
+/// A stream being published: its session and what its snapshots need.
+struct LiveStream {
+    state: Arc<State>,
+    session: StreamSession,
+    id: StreamId,
+    /// `None` once the template is deleted: the stream stays up, uncaptured.
+    template: Option<Arc<Template>>,
+    generation: u64,
+    info: Arc<StreamInfo>,
+    parser: VideoTagParser,
+    first_pts: Option<u64>,
+    start_ms: u64,
+    retry_tx: Sender<Take>,
+    retry_rx: Receiver<Take>,
+    warned_no_keyframe: bool,
+}
+
+impl LiveStream {
+    fn label(&self) -> String {
+        format!("{}/{}/{}", self.id.domain, self.id.app, self.id.stream)
+    }
+
+    fn on_video(&mut self, timestamp: u32, data: &[u8]) -> Result<(), PublisherError> {
+        self.refresh_template();
+        while let Ok(take) = self.retry_rx.try_recv() {
+            self.session.retry(take);
+        }
+        let event = match self.parser.parse(timestamp, data, 0) {
+            Ok(Some(event)) => event,
+            Ok(None) => return Ok(()),
+            Err(e @ IngestError::UnsupportedCodec(_)) => return Err(PublisherError::Codec(e)),
+            Err(e) => {
+                self.state.metrics.input_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(stream = %self.label(), "{e}; skipped");
+                return Ok(());
+            }
+        };
+        if let VideoEvent::Unit(unit) = &event {
+            self.first_pts.get_or_insert(unit.pts_ms);
+            self.state.metrics.frames.fetch_add(1, Ordering::Relaxed);
+            let frames = self.info.frames.fetch_add(1, Ordering::Relaxed) + 1;
+            if frames >= NO_KEYFRAME_WARNING && !self.warned_no_keyframe && !self.session.has_started() && !unit.idr {
+                self.warned_no_keyframe = true;
+                tracing::warn!(stream = %self.label(), frames, "no keyframe (IDR) received yet: nothing can be decoded until one arrives");
+            }
+        }
+        if self.template.is_none() {
+            return Ok(());
+        }
+        if let Some(job) = self.session.push(event) {
+            self.spawn(job);
+        }
+        Ok(())
+    }
+
+    /// Picks up a reloaded template from the next snapshot on.
+    fn refresh_template(&mut self) {
+        let generation = self.state.generation();
+        if generation == self.generation {
+            return;
+        }
+        self.generation = generation;
+        let (_, template) = self.state.template(&self.id.domain, &self.id.app);
+        match &template {
+            Some(t) => self.session.reconfigure(t.interval.as_millis() as u64, t.snapshot_mode),
+            None => tracing::warn!(stream = %self.label(), "template removed; snapshots stop for this stream"),
+        }
+        self.template = template;
+    }
+
+    /// The stream ended: a snapshot still waiting for an IDR takes its due picture.
+    fn finish(&mut self) {
+        if self.template.is_some()
+            && let Some(job) = self.session.finish()
+        {
+            self.spawn(job);
+        }
+    }
+
+    fn spawn(&self, job: DecodeJob) {
+        let Some(template) = self.template.clone() else { return };
+        let work = SnapshotWork {
+            state: self.state.clone(),
+            template,
+            id: self.id.clone(),
+            info: self.info.clone(),
+            retry: self.retry_tx.clone(),
+            first_pts: self.first_pts.unwrap_or(0),
+            start_ms: self.start_ms,
+            label: self.label(),
+        };
+        let state = self.state.clone();
+        self.state.tasks.spawn(async move {
+            let Ok(permit) = state.workers.clone().acquire_owned().await else { return };
+            let _ = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                work.run(job);
+            })
+            .await;
+        });
+    }
+}
+
+impl Drop for LiveStream {
+    fn drop(&mut self) {
+        self.state.streams.remove(&self.info.key);
+    }
+}
+
+/// One snapshot's work on the worker pool.
+struct SnapshotWork {
+    state: Arc<State>,
+    template: Arc<Template>,
+    id: StreamId,
+    info: Arc<StreamInfo>,
+    retry: Sender<Take>,
+    first_pts: u64,
+    start_ms: u64,
+    label: String,
+}
+
+impl SnapshotWork {
+    fn run(self, job: DecodeJob) {
+        let started = Instant::now();
+        let take = job.take;
+        let picture = match job.decode() {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self.retry.send(take);
+                self.state.metrics.decode_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(stream = %self.label, due_ms = take.due_ms, "snapshot picture did not decode: {e}; trying the next one");
+                return;
+            }
+        };
+        let stream_time = picture.pts_ms.saturating_sub(self.first_pts);
+        let unix_ms = self.start_ms + stream_time;
+        let at = CaptureTime { unix_ms, utc_offset_secs: utc_offset_secs((unix_ms / 1000) as i64) };
+        match self.state.pipeline.run(&self.template, &self.id, picture, at) {
+            Ok(o) => {
+                self.state.metrics.snapshots.fetch_add(1, Ordering::Relaxed);
+                self.state.metrics.observe_latency(started.elapsed());
+                self.info.snapshots.fetch_add(1, Ordering::Relaxed);
+                *self.info.last_snapshot_url.lock().unwrap() = Some(o.stored.url.clone());
+                tracing::info!(stream = %self.label, seq = take.seq, stream_time_ms = stream_time, object = %o.stored.object, bytes = o.bytes, "snapshot stored");
+            }
+            Err(e) => {
+                self.info.errors.fetch_add(1, Ordering::Relaxed);
+                if let Some((stage, component, kind)) = e.call_site() {
+                    self.state.metrics.component_error(&stage.to_string(), component, kind);
+                }
+                tracing::error!(stream = %self.label, seq = take.seq, stream_time_ms = stream_time, "snapshot failed: {e}");
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
