@@ -1,9 +1,11 @@
 //! End-to-end tests: the real `livesnap` binary and library against real
 //! peers (ffmpeg-made media, an HTTP callback listener, real components).
 
+mod service;
 mod support;
 
 mod capture;
 mod callbacks;
 mod components;
 mod bad_input;
+mod live;

@@ -2,7 +2,6 @@
 //! listener, image comparison.
 
 use std::collections::HashMap;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc::{Receiver, channel};
@@ -163,7 +162,7 @@ impl Listener {
             let mut statuses = statuses.into_iter();
             for mut req in s.incoming_requests() {
                 let mut body = Vec::new();
-                req.as_reader().read_to_end(&mut body).unwrap();
+                std::io::Read::read_to_end(req.as_reader(), &mut body).unwrap();
                 let headers = req
                     .headers()
                     .iter()

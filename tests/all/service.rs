@@ -1,0 +1,186 @@
+//! Running `livesnap up` and real RTMP publishers for tests.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use livesnap::ingest::rtmp::amf0::{self, Value, object, string};
+use livesnap::ingest::rtmp::chunk::{Message, encode_message};
+
+use crate::support::*;
+
+/// How long any awaited event may take before a test fails.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A running `livesnap up` on ephemeral ports; killed on drop.
+pub struct Service {
+    child: Child,
+    pub rtmp: String,
+    pub http: String,
+    lines: Receiver<String>,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Service {
+    /// Starts the service in `dir` (its working folder) with extra arguments.
+    pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        let mut child = livesnap()
+            .current_dir(dir)
+            .args(["up", "--rtmp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting livesnap up");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                keep.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let mut s = Self { child, rtmp: String::new(), http: String::new(), lines, log };
+        let up = s.wait_for_log("livesnap is up");
+        let field = |name: &str| {
+            up.split_whitespace().find_map(|w| w.strip_prefix(&format!("{name}="))).unwrap().to_string()
+        };
+        s.rtmp = field("rtmp");
+        s.http = format!("http://{}", field("http"));
+        s
+    }
+
+    /// Waits for a log line containing `needle` (lines already read are not
+    /// searched again) and returns it.
+    pub fn wait_for_log(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {needle:?}; log:\n{}", self.log.lock().unwrap().join("\n")),
+            }
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// An RTMP URL for app/stream on this service's port, with `host` as the domain.
+    pub fn rtmp_url(&self, host: &str, path: &str) -> String {
+        let port = self.rtmp.rsplit(':').next().unwrap();
+        format!("rtmp://{host}:{port}/{path}")
+    }
+
+    /// GET on the HTTP server: (status, body).
+    pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut r = agent.get(&format!("{}{path}", self.http)).call().unwrap();
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_vec().unwrap())
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+
+    /// Sends SIGHUP (reload).
+    pub fn hangup(&self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) };
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// ffmpeg publishing `file` (stream copy) to `url`; in real time with `realtime`.
+pub fn ffmpeg_publish(file: &Path, url: &str, realtime: bool, extra: &[&str]) -> Child {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-loglevel", "error"]);
+    if realtime {
+        c.arg("-re");
+    }
+    c.arg("-i").arg(file).args(["-c", "copy"]).args(extra).args(["-f", "flv", url]);
+    c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("starting ffmpeg")
+}
+
+/// Kills a child on drop.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A minimal RTMP publisher for misbehaving on purpose.
+pub struct RawPublisher {
+    pub socket: TcpStream,
+}
+
+impl RawPublisher {
+    /// Connects and completes the handshake.
+    pub fn connect(addr: &str) -> Self {
+        let mut socket = TcpStream::connect(addr).unwrap();
+        socket.set_read_timeout(Some(WAIT)).unwrap();
+        let mut c0c1 = vec![3u8];
+        c0c1.extend(std::iter::repeat_n(7u8, 1536));
+        socket.write_all(&c0c1).unwrap();
+        let mut s = vec![0u8; 1 + 2 * 1536];
+        socket.read_exact(&mut s).unwrap();
+        socket.write_all(&s[1..1537]).unwrap(); // C2 echoes S1
+        Self { socket }
+    }
+
+    fn command(&mut self, stream_id: u32, values: &[Value]) {
+        let m = Message { csid: 3, timestamp: 0, type_id: 20, stream_id, payload: amf0::encode(values) };
+        self.socket.write_all(&encode_message(128, &m)).unwrap();
+    }
+
+    /// connect, createStream, publish (without waiting for replies).
+    pub fn publish(&mut self, tc_url: &str, app: &str, name: &str) {
+        self.command(0, &[string("connect"), Value::Number(1.0), object(&[("app", string(app)), ("tcUrl", string(tc_url))])]);
+        self.command(0, &[string("createStream"), Value::Number(2.0), Value::Null]);
+        self.command(1, &[string("publish"), Value::Number(3.0), Value::Null, string(name), string("live")]);
+    }
+
+    /// Sends one FLV video tag body as a video message.
+    pub fn video(&mut self, timestamp: u32, body: &[u8]) -> std::io::Result<()> {
+        let m = Message { csid: 6, timestamp, type_id: 9, stream_id: 1, payload: body.to_vec() };
+        self.socket.write_all(&encode_message(128, &m))
+    }
+}
+
+/// The video tags of an FLV file: (timestamp, body).
+pub fn flv_video_tags(path: &Path) -> Vec<(u32, Vec<u8>)> {
+    let data = std::fs::read(path).unwrap();
+    let mut pos = 13;
+    let mut out = Vec::new();
+    while pos + 11 <= data.len() {
+        let size = u32::from_be_bytes([0, data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
+        let ts = u32::from_be_bytes([data[pos + 7], data[pos + 4], data[pos + 5], data[pos + 6]]);
+        if data[pos] == 9 {
+            out.push((ts, data[pos + 11..pos + 11 + size].to_vec()));
+        }
+        pos += 11 + size + 4;
+    }
+    out
+}
