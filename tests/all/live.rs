@@ -160,7 +160,7 @@ fn bad_publishers_are_refused_or_dropped_and_others_keep_their_snapshots() {
 fn up_works_out_of_the_box_without_config_files() {
     let dir = tempdir();
     let mut service = Service::start(dir.path(), &[]);
-    let mut ffmpeg = ffmpeg_publish(&small_baseline_flv(), &service.rtmp_url("127.0.0.1", "live/test"), false, &["-t", "7"]);
+    let mut ffmpeg = ffmpeg_publish(&small_baseline_flv(), &service.rtmp_url("127.0.0.1", "live/test?token=abc"), false, &["-t", "7"]);
     assert!(ffmpeg.wait().unwrap().success());
     let stored = service.wait_for_log("stream_time_ms=5000");
     let object = stored.split_whitespace().find_map(|w| w.strip_prefix("object=")).unwrap();

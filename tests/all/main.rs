@@ -9,3 +9,4 @@ mod callbacks;
 mod components;
 mod bad_input;
 mod live;
+mod parsers;
