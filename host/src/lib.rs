@@ -17,5 +17,6 @@ pub mod pipeline;
 pub mod runtime;
 pub mod service;
 pub mod session;
+pub mod state;
 pub mod storage;
 pub mod verify;

@@ -58,7 +58,7 @@ fn snapshots_and_callbacks_arrive_while_the_stream_is_live() {
     let object = second["obs_addr"]["object"].as_str().unwrap();
     assert_eq!(body, std::fs::read(dir.path().join(".livesnap/snapshots").join(object)).unwrap());
 
-    let (status, body) = service.get("/v1/livesnap/streams");
+    let (status, body) = service.api_get("/streams");
     assert_eq!(status, 200);
     let streams: Value = serde_json::from_slice(&body).unwrap();
     let s = &streams["streams"][0];
@@ -74,7 +74,7 @@ fn snapshots_and_callbacks_arrive_while_the_stream_is_live() {
     ffmpeg.0.kill().unwrap();
     let line = service.wait_for_log("publisher disconnected");
     assert!(line.contains("stream=localhost/live/cam1"), "{line}");
-    let (_, body) = service.get("/v1/livesnap/streams");
+    let (_, body) = service.api_get("/streams");
     assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["total"], 0);
     assert!(service.stop().success());
 }

@@ -7,6 +7,7 @@ mod support;
 mod capture;
 mod callbacks;
 mod components;
+mod api;
 mod bad_input;
 mod live;
 mod parsers;

@@ -23,6 +23,7 @@ pub struct Service {
     pub http: String,
     lines: Receiver<String>,
     pub log: Arc<Mutex<Vec<String>>>,
+    dir: std::path::PathBuf,
 }
 
 impl Service {
@@ -47,7 +48,7 @@ impl Service {
                 let _ = tx.send(line);
             }
         });
-        let mut s = Self { child, rtmp: String::new(), http: String::new(), lines, log };
+        let mut s = Self { child, rtmp: String::new(), http: String::new(), lines, log, dir: dir.to_owned() };
         let up = s.wait_for_log("livesnap is up");
         let field = |name: &str| {
             up.split_whitespace().find_map(|w| w.strip_prefix(&format!("{name}="))).unwrap().to_string()
@@ -87,6 +88,17 @@ impl Service {
         let agent: ureq::Agent =
             ureq::Agent::config_builder().http_status_as_error(false).build().into();
         let mut r = agent.get(&format!("{}{path}", self.http)).call().unwrap();
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_vec().unwrap())
+    }
+
+    /// GET `/v1/{project_id}{path}` with the generated X-Auth-Token.
+    pub fn api_get(&self, path: &str) -> (u16, Vec<u8>) {
+        let text = std::fs::read_to_string(self.dir.join(".livesnap/api-credentials.toml")).unwrap();
+        let t: toml::Table = toml::from_str(&text).unwrap();
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let url = format!("{}/v1/{}{path}", self.http, t["project_id"].as_str().unwrap());
+        let mut r = agent.get(&url).header("X-Auth-Token", t["token"].as_str().unwrap()).call().unwrap();
         let status = r.status().as_u16();
         (status, r.body_mut().read_to_vec().unwrap())
     }

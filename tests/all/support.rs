@@ -101,6 +101,18 @@ pub fn small_baseline_flv() -> PathBuf {
     )
 }
 
+/// 60 s of 320x240 30 fps Baseline, IDR every second, FLV: for streams that
+/// must outlast a test's steps.
+pub fn long_baseline_flv() -> PathBuf {
+    media(
+        "base240-60s.flv",
+        &[
+            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "60", "-c:v", "libx264", "-profile:v", "baseline",
+            "-preset", "veryfast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-f", "flv",
+        ],
+    )
+}
+
 /// Frame `n` (display order) of `video` decoded by ffmpeg to RGB24.
 pub fn reference_frame(video: &Path, n: u64) -> (Vec<u8>, u32, u32) {
     let out = Command::new("ffmpeg")

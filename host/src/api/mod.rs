@@ -1,25 +1,66 @@
-//! The HTTP server: fs-bucket objects under `/obs/`, `/metrics`, and the
-//! `/v1/{project_id}/…` API.
+//! The HTTP server: fs-bucket objects under `/obs/`, `/metrics`,
+//! `/openapi.json`, and the AK/SK-signed `/v1/{project_id}/…` API.
+
+pub mod auth;
+pub mod error;
+pub mod snapshot;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State as AxState};
+use axum::body::Body;
+use axum::extract::{Path, Request, State as AxState};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
 use crate::service::State;
+use error::{ApiError, codes};
+
+/// Largest API request body.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The OpenAPI document of the API.
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// The routes.
 pub fn router(state: Arc<State>) -> Router {
+    let api = Router::new()
+        .route(
+            "/v1/{project_id}/stream/snapshot",
+            get(snapshot::query).post(snapshot::create).put(snapshot::modify).delete(snapshot::delete),
+        )
+        .route("/v1/{project_id}/streams", get(streams))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/obs/{bucket}/{*object}", get(object))
         .route("/metrics", get(metrics))
-        .route("/v1/{project_id}/streams", get(streams))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "LIVE.100011404", "no such resource") })
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .merge(api)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such resource") })
         .with_state(state)
+}
+
+/// Buffers the body (up to [`MAX_BODY`]) and checks the signature over it.
+async fn authenticate(AxState(state): AxState<Arc<State>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return ApiError::too_large(format!("the request body is larger than {MAX_BODY} bytes")).into_response();
+    };
+    let signed = auth::SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body: &bytes,
+    };
+    if let Err(reason) = auth::verify(&state.credentials, &signed, std::time::SystemTime::now()) {
+        tracing::warn!(method = %parts.method, path = %parts.uri.path(), "API request refused: {reason}");
+        return ApiError::unauthorized(reason).into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
 /// A Huawei-style error body.
@@ -37,14 +78,14 @@ async fn object(AxState(state): AxState<Arc<State>>, Path((bucket, object)): Pat
             // Instant-mode objects change in place: a viewer must revalidate.
             ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], data).into_response()
         }
-        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, "LIVE.100011404", "no such object"),
-        Ok(Err(e @ crate::storage::StorageError::UnknownBucket(_))) => error(StatusCode::NOT_FOUND, "LIVE.100011404", &e.to_string()),
-        Ok(Err(e @ crate::storage::StorageError::BadKey { .. })) => error(StatusCode::BAD_REQUEST, "LIVE.100011400", &e.to_string()),
+        Ok(Ok(None)) => error(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such object"),
+        Ok(Err(e @ crate::storage::StorageError::UnknownBucket(_))) => error(StatusCode::NOT_FOUND, codes::NOT_FOUND, &e.to_string()),
+        Ok(Err(e @ crate::storage::StorageError::BadKey { .. })) => error(StatusCode::BAD_REQUEST, codes::INVALID, &e.to_string()),
         Ok(Err(e)) => {
             tracing::error!("serving an object: {e}");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "LIVE.100011500", "could not read the object")
+            error(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "could not read the object")
         }
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "LIVE.100011500", "could not read the object"),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "could not read the object"),
     }
 }
 
@@ -56,8 +97,8 @@ async fn metrics(AxState(state): AxState<Arc<State>>) -> Response {
 
 async fn streams(AxState(state): AxState<Arc<State>>, Path(project_id): Path<String>) -> Response {
     let config = state.config();
-    if project_id != config.runtime.project_id {
-        return error(StatusCode::NOT_FOUND, "LIVE.100011404", "unknown project_id");
+    if project_id != state.credentials.project_id {
+        return error(StatusCode::NOT_FOUND, codes::NOT_FOUND, "unknown project_id");
     }
     let list: Vec<_> = state
         .streams

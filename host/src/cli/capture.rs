@@ -241,7 +241,7 @@ fn load_config(args: &CaptureArgs) -> anyhow::Result<Config> {
         .iter_mut()
         .find(|t| t.domain == args.domain && t.app_name.as_deref().unwrap_or("live") == args.app)
     else {
-        return Ok(Config::new(manifest, runtime)?);
+        return Ok(Config::new(manifest, runtime, &[])?);
     };
     if let Some(i) = args.interval {
         raw.time_interval = i;
@@ -271,7 +271,7 @@ fn load_config(args: &CaptureArgs) -> anyhow::Result<Config> {
         runtime.buckets.retain(|b| b.name != bucket);
         runtime.buckets.push(BucketConfig { name: bucket, location, backend: Backend::Fs { path: dir.clone() } });
     }
-    Config::new(manifest, runtime).map_err(|e| match e {
+    Config::new(manifest, runtime, &[]).map_err(|e| match e {
         ConfigError::Template { source, .. } => anyhow::anyhow!("invalid value: {source}"),
         other => other.into(),
     })

@@ -1,6 +1,7 @@
 //! Configuration: the application manifest (`spin.toml`), the runtime
 //! config, and the snapshot templates they define.
 
+pub mod credentials;
 pub mod manifest;
 pub mod runtime;
 pub mod template;
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 pub use manifest::Manifest;
 pub use runtime::RuntimeConfig;
-pub use template::{FieldError, HostFacts, SnapshotConfig, Template};
+pub use template::{FieldError, HostFacts, Origin, SnapshotConfig, Template};
 
 /// The manifest used when there is no `spin.toml`.
 pub const EMBEDDED_MANIFEST: &str = include_str!("default-spin.toml");
@@ -91,24 +92,35 @@ impl Config {
             Some(path) => RuntimeConfig::load(path)?,
             None => RuntimeConfig::embedded(Path::new(".")),
         };
-        Self::new(manifest, runtime)
+        Self::new(manifest, runtime, &[])
     }
 
-    /// Validates the manifest's templates against the runtime config.
-    pub fn new(manifest: Manifest, runtime: RuntimeConfig) -> Result<Self, ConfigError> {
+    /// Validates the manifest's templates, then those created through the
+    /// API (whose domains must be served), against the runtime config.
+    pub fn new(manifest: Manifest, runtime: RuntimeConfig, api: &[SnapshotConfig]) -> Result<Self, ConfigError> {
         let buckets = runtime.bucket_locations();
-        let facts = HostFacts { region: &runtime.region, buckets: &buckets };
         let mut templates: Vec<Template> = Vec::new();
-        for raw in &manifest.templates {
-            let t = raw.validate(&facts).map_err(|source| ConfigError::Template {
+        let served = runtime.served_domains(&manifest);
+        for (raw, origin) in manifest.templates.iter().map(|t| (t, Origin::Manifest)).chain(api.iter().map(|t| (t, Origin::Api))) {
+            let facts = HostFacts {
+                region: &runtime.region,
+                buckets: &buckets,
+                domains: (origin == Origin::Api).then_some(&served[..]),
+            };
+            let mut t = raw.validate(&facts).map_err(|source| ConfigError::Template {
                 domain: raw.domain.clone(),
                 app: raw.app_name.clone().unwrap_or_else(|| "live".into()),
                 source,
             })?;
-            if templates.iter().any(|o| o.domain == t.domain && o.app_name == t.app_name) {
+            t.origin = origin;
+            if let Some(other) = templates.iter().find(|o| o.domain == t.domain && o.app_name == t.app_name) {
+                let place = |o: Origin| if o == Origin::Manifest { "the manifest" } else { "the API state database" };
                 return Err(ConfigError::Invalid(format!(
-                    "two templates for domain '{}' app '{}'",
-                    t.domain, t.app_name
+                    "two templates for domain '{}' app '{}' (in {} and {})",
+                    t.domain,
+                    t.app_name,
+                    place(other.origin),
+                    place(origin)
                 )));
             }
             templates.push(t);

@@ -20,12 +20,34 @@ pub struct RuntimeConfig {
     /// Base of `snapshot_url` for fs buckets (`{public_url}/obs/{bucket}/{object}`);
     /// `http://{http_listen}` when not set.
     pub public_url: Option<String>,
-    /// State folder (compiled-component cache, later the database).
+    /// State folder: the database, the compiled-component cache, generated API credentials.
     pub state_dir: PathBuf,
     /// Authorized buckets.
     pub buckets: Vec<BucketConfig>,
-    /// The API's project id (`/v1/{project_id}/…`).
-    pub project_id: String,
+    /// Ingest domains served (besides those of manifest templates); API
+    /// templates must use one of them.
+    pub domains: Vec<String>,
+    /// `[api]`: project id and credentials as configured (resolved, with
+    /// generated defaults, by [`super::credentials`]).
+    pub api: ApiSettings,
+}
+
+/// `[api]` of the runtime config.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Project id in `/v1/{project_id}/…`.
+    pub project_id: Option<String>,
+    /// Access key id (AK).
+    pub access_key: Option<String>,
+    /// Secret access key (SK); prefer `secret_key_file`.
+    pub secret_key: Option<String>,
+    /// A file holding the SK.
+    pub secret_key_file: Option<PathBuf>,
+    /// A token accepted in `X-Auth-Token` (for curl); prefer `token_file`.
+    pub token: Option<String>,
+    /// A file holding the token.
+    pub token_file: Option<PathBuf>,
 }
 
 /// A `[[bucket]]`.
@@ -60,13 +82,8 @@ struct Raw {
     #[serde(default)]
     bucket: Vec<RawBucket>,
     #[serde(default)]
-    api: RawApi,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawApi {
-    project_id: Option<String>,
+    api: ApiSettings,
+    domains: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +113,17 @@ impl RuntimeConfig {
     /// The base URL fs-bucket objects are served under.
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.http_listen))
+    }
+
+    /// Domains served: the declared ones and those of manifest templates.
+    pub fn served_domains(&self, manifest: &super::Manifest) -> Vec<String> {
+        let mut d = self.domains.clone();
+        for t in &manifest.templates {
+            if !d.iter().any(|x| x.eq_ignore_ascii_case(&t.domain)) {
+                d.push(t.domain.clone());
+            }
+        }
+        d
     }
 
     /// Authorized buckets as (name, location) pairs, for validation.
@@ -139,6 +167,11 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
         public_url,
         state_dir,
         buckets,
-        project_id: std::env::var("LIVESNAP_PROJECT_ID").ok().or(raw.api.project_id).unwrap_or_else(|| "livesnap".into()),
+        domains: raw.domains.unwrap_or_else(|| vec!["localhost".into(), "127.0.0.1".into()]),
+        api: ApiSettings {
+            secret_key_file: raw.api.secret_key_file.map(|f| base.join(f)),
+            token_file: raw.api.token_file.map(|f| base.join(f)),
+            ..raw.api
+        },
     })
 }

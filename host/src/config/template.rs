@@ -118,6 +118,18 @@ pub struct HostFacts<'a> {
     pub region: &'a str,
     /// Authorized buckets and their locations.
     pub buckets: &'a [(String, String)],
+    /// Domains the host serves; `None` accepts any (manifest templates
+    /// declare their domains).
+    pub domains: Option<&'a [String]>,
+}
+
+/// Where a template is defined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// `[[trigger.snapshot]]` in the manifest: read-only through the API.
+    Manifest,
+    /// Created through the API, kept in the state database.
+    Api,
 }
 
 /// Object write mode.
@@ -132,6 +144,10 @@ pub enum WriteMode {
 /// A validated template, ready to run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Template {
+    /// Where it is defined.
+    pub origin: Origin,
+    /// The fields as given (what the API shows back, secrets masked).
+    pub raw: SnapshotConfig,
     /// Ingest domain.
     pub domain: String,
     /// Application.
@@ -190,6 +206,11 @@ impl SnapshotConfig {
     /// Checks every field against Huawei's rules and resolves defaults.
     pub fn validate(&self, host: &HostFacts<'_>) -> Result<Template, FieldError> {
         validate_domain(&self.domain).map_err(|m| field_error("domain", m))?;
+        if let Some(served) = host.domains
+            && !served.iter().any(|d| d.eq_ignore_ascii_case(&self.domain))
+        {
+            return Err(field_error("domain", format!("'{}' is not a domain this host serves ({})", self.domain, served.join(", "))));
+        }
         let app_name = self.app_name.clone().unwrap_or_else(|| "live".into());
         if app_name.is_empty()
             || app_name.len() > 128
@@ -270,6 +291,8 @@ impl SnapshotConfig {
         let names = self.functions.clone().unwrap_or_default();
         let name = |n: Option<String>, default: &str| n.filter(|n| !n.is_empty()).unwrap_or_else(|| default.to_string());
         Ok(Template {
+            origin: Origin::Manifest,
+            raw: self.clone(),
             domain: self.domain.clone(),
             app_name,
             interval: Duration::from_secs(self.time_interval as u64),
@@ -373,7 +396,7 @@ mod tests {
 
     fn check(c: SnapshotConfig) -> Result<Template, FieldError> {
         let b = buckets();
-        c.validate(&HostFacts { region: "local", buckets: &b })
+        c.validate(&HostFacts { region: "local", buckets: &b, domains: None })
     }
 
     #[test]

@@ -16,7 +16,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::credentials::{self, ApiCredentials};
 use crate::config::{Config, ConfigError, Template, manifest};
+use crate::state::{SqliteState, StateError, TemplateStore};
 use crate::delivery::{Delivery, DeliveryConfig};
 use crate::pipeline::{Pipeline, SetupError};
 use crate::runtime::{Runtime, RuntimeError};
@@ -59,6 +61,9 @@ pub enum ServiceError {
     /// The engine could not start.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The state database could not be opened.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 /// Everything the tasks of the service share.
@@ -77,6 +82,12 @@ pub struct State {
     workers: Arc<Semaphore>,
     /// Snapshot jobs in flight, waited for at shutdown.
     tasks: TaskTracker,
+    /// Templates created through the API.
+    pub store: Arc<dyn TemplateStore>,
+    /// What the API authenticates with.
+    pub credentials: ApiCredentials,
+    /// Serializes API writes (validate, store, install).
+    pub api_writes: std::sync::Mutex<()>,
 }
 
 impl State {
@@ -96,11 +107,21 @@ impl State {
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
+
+    /// Makes `config` the running configuration; live streams pick it up
+    /// from their next snapshot.
+    pub fn install(&self, config: Config) {
+        *self.config.write().unwrap() = Arc::new(config);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(options: Options) -> Result<(), ServiceError> {
-    let mut config = Config::load(options.manifest.as_deref(), options.runtime_config.as_deref())?;
+    let loaded = Config::load(options.manifest.as_deref(), options.runtime_config.as_deref())?;
+    let store = Arc::new(SqliteState::open(&loaded.runtime.state_dir.join("state.db"))?);
+    let (credentials, credentials_file) = credentials::resolve(&loaded.runtime)?;
+    let mut config = Config::new(loaded.manifest, loaded.runtime, &store.templates()?)?;
     if let Some(a) = options.rtmp_listen {
         config.runtime.rtmp_listen = a;
     }
@@ -132,7 +153,19 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
         buckets,
         workers: Arc::new(Semaphore::new(cores)),
         tasks: TaskTracker::new(),
+        store,
+        credentials,
+        api_writes: std::sync::Mutex::new(()),
     });
+    match &credentials_file {
+        Some(path) => tracing::info!(
+            project_id = %state.credentials.project_id,
+            access_key = %state.credentials.access_key,
+            file = %path.display(),
+            "API credentials (secret key and X-Auth-Token) are in the file"
+        ),
+        None => tracing::info!(project_id = %state.credentials.project_id, access_key = %state.credentials.access_key, "API credentials from the configuration"),
+    }
     let cancel = CancellationToken::new();
     let templates: Vec<String> =
         state.config().templates.iter().map(|t| format!("{}/{}", t.domain, t.app_name)).collect();
@@ -230,12 +263,13 @@ async fn watch_manifest(path: PathBuf, state: Arc<State>, cancel: CancellationTo
 }
 
 fn reload(path: &std::path::Path, state: &State) -> Result<usize, String> {
+    let _writer = state.api_writes.lock().unwrap();
     let runtime = state.config().runtime.clone();
     let manifest = manifest::load(path).map_err(|e| e.to_string())?;
-    let config = Config::new(manifest, runtime).map_err(|e| e.to_string())?;
+    let api = state.store.templates().map_err(|e| e.to_string())?;
+    let config = Config::new(manifest, runtime, &api).map_err(|e| e.to_string())?;
     state.pipeline.load(&config).map_err(|e| e.to_string())?;
     let n = config.templates.len();
-    *state.config.write().unwrap() = Arc::new(config);
-    state.generation.fetch_add(1, Ordering::AcqRel);
+    state.install(config);
     Ok(n)
 }

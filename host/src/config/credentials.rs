@@ -1,0 +1,131 @@
+//! The management API's project id and credentials: from the environment,
+//! else the runtime config, else generated on first start into a file under
+//! the state folder (whose path is logged; the secret never is).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+use super::runtime::RuntimeConfig;
+
+/// A secret string: compared in constant time, never printed.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself, for signing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time equality with `other`.
+    pub fn matches(&self, other: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), other.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// What the API authenticates with.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ApiCredentials {
+    /// `/v1/{project_id}/…`.
+    pub project_id: String,
+    /// AK.
+    pub access_key: String,
+    /// SK.
+    pub secret_key: Secret,
+    /// Accepted in `X-Auth-Token`.
+    pub token: Secret,
+}
+
+/// The file generated credentials are kept in.
+pub fn generated_path(runtime: &RuntimeConfig) -> PathBuf {
+    runtime.state_dir.join("api-credentials.toml")
+}
+
+/// Resolves the credentials; returns them and, when they came from (or were
+/// just written to) the generated file, its path.
+pub fn resolve(runtime: &RuntimeConfig) -> Result<(ApiCredentials, Option<PathBuf>), ConfigError> {
+    let api = &runtime.api;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .map_err(|source| ConfigError::Io { path: p.to_owned(), source })
+    };
+    let secret = match (env("LIVESNAP_SECRET_KEY"), &api.secret_key, &api.secret_key_file) {
+        (Some(s), _, _) => Some(s),
+        (None, Some(s), _) => Some(s.clone()),
+        (None, None, Some(f)) => Some(read(f)?),
+        _ => None,
+    };
+    let access = env("LIVESNAP_ACCESS_KEY").or_else(|| api.access_key.clone());
+    let token = match (&api.token, &api.token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(f)) => Some(read(f)?),
+        _ => None,
+    };
+    let project = env("LIVESNAP_PROJECT_ID").or_else(|| api.project_id.clone());
+    if let (Some(access_key), Some(secret_key)) = (access.clone(), secret.clone()) {
+        let token = token.clone().unwrap_or_else(|| random_hex(32));
+        let project_id = project.clone().unwrap_or_else(|| "livesnap".into());
+        return Ok((ApiCredentials { project_id, access_key, secret_key: Secret(secret_key), token: Secret(token) }, None));
+    }
+    if access.is_some() != secret.is_some() {
+        return Err(ConfigError::Invalid("[api] needs both an access key and a secret key (or neither)".into()));
+    }
+    // Generated on first start, then reused.
+    let path = generated_path(runtime);
+    let mut creds = if path.exists() {
+        let text = read(&path)?;
+        toml::from_str::<ApiCredentials>(&text)
+            .map_err(|e| ConfigError::Parse { path: Some(path.clone()), message: e.to_string() })?
+    } else {
+        let creds = ApiCredentials {
+            project_id: random_hex(16),
+            access_key: random_hex(10).to_uppercase(),
+            secret_key: Secret(random_hex(20)),
+            token: Secret(random_hex(32)),
+        };
+        write_private(&path, &toml::to_string(&creds).expect("credentials serialize"))
+            .map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+        creds
+    };
+    if let Some(p) = project {
+        creds.project_id = p;
+    }
+    if let Some(t) = token {
+        creds.token = Secret(t);
+    }
+    Ok((creds, Some(path)))
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    getrandom::fill(&mut b).expect("the OS has randomness");
+    hex::encode(b)
+}

@@ -1,0 +1,66 @@
+"""Drives livesnap's snapshot config API with Huawei's own Python SDK
+(huaweicloudsdklive), exactly as a Huawei Live customer's script would.
+
+usage: live_api.py ENDPOINT AK SK PROJECT_ID create|update JSON
+       live_api.py ENDPOINT AK SK PROJECT_ID list DOMAIN [APP] [LIMIT] [OFFSET]
+       live_api.py ENDPOINT AK SK PROJECT_ID delete DOMAIN APP
+Prints one JSON object: {"ok": true, "body": ...} or
+{"ok": false, "status": ..., "error_code": ..., "error_msg": ...}.
+"""
+import json
+import sys
+
+from huaweicloudsdkcore.auth.credentials import BasicCredentials
+from huaweicloudsdkcore.exceptions import exceptions
+from huaweicloudsdklive.v1 import (
+    CreateSnapshotConfigRequest,
+    DeleteSnapshotConfigRequest,
+    ListSnapshotConfigsRequest,
+    LiveClient,
+    LiveSnapshotConfig,
+    ObsFileAddr,
+    UpdateSnapshotConfigRequest,
+)
+
+
+def config_from(data):
+    obs = data.pop("obs_location", None)
+    cfg = LiveSnapshotConfig(**data)
+    if obs is not None:
+        cfg.obs_location = ObsFileAddr(**obs)
+    return cfg
+
+
+def main():
+    endpoint, ak, sk, project, op, *args = sys.argv[1:]
+    client = (
+        LiveClient.new_builder()
+        .with_credentials(BasicCredentials(ak, sk, project))
+        .with_endpoints([endpoint])
+        .build()
+    )
+    try:
+        if op == "create":
+            r = client.create_snapshot_config(CreateSnapshotConfigRequest(body=config_from(json.loads(args[0]))))
+        elif op == "update":
+            r = client.update_snapshot_config(UpdateSnapshotConfigRequest(body=config_from(json.loads(args[0]))))
+        elif op == "list":
+            req = ListSnapshotConfigsRequest(domain=args[0])
+            if len(args) > 1 and args[1]:
+                req.app_name = args[1]
+            if len(args) > 2:
+                req.limit = int(args[2])
+            if len(args) > 3:
+                req.offset = int(args[3])
+            r = client.list_snapshot_configs(req)
+        elif op == "delete":
+            r = client.delete_snapshot_config(DeleteSnapshotConfigRequest(domain=args[0], app_name=args[1]))
+        else:
+            raise SystemExit(f"unknown operation {op}")
+        print(json.dumps({"ok": True, "status": r.status_code, "body": r.to_dict()}))
+    except exceptions.ClientRequestException as e:
+        print(json.dumps({"ok": False, "status": e.status_code, "error_code": e.error_code, "error_msg": e.error_msg}))
+
+
+if __name__ == "__main__":
+    main()
