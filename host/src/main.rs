@@ -31,6 +31,12 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Like other command-line tools, end quietly when the reader of our
+    // output goes away (`livesnap capture … --json | head`).
+    // SAFETY: restoring the default disposition of a signal.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let default_level = if cli.quiet { "warn" } else { "info" };
     tracing_subscriber::fmt()

@@ -12,7 +12,7 @@ use crate::support::*;
 
 fn runtime() -> Runtime {
     let dir = tempdir();
-    let buckets = Arc::new(Buckets::open(&RuntimeConfig::embedded(dir.path())));
+    let buckets = Arc::new(Buckets::open(&RuntimeConfig::embedded(dir.path())).unwrap());
     Runtime::new(buckets, None).unwrap()
 }
 

@@ -11,3 +11,4 @@ mod api;
 mod bad_input;
 mod live;
 mod parsers;
+mod s3;

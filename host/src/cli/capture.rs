@@ -116,7 +116,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let (demuxer, size) = open_input(&args)?;
     let mut demuxer = demuxer;
 
-    let buckets = Arc::new(Buckets::open(&config.runtime));
+    let buckets = Arc::new(Buckets::open(&config.runtime)?);
     let runtime = Arc::new(Runtime::new(buckets, Some(config.runtime.state_dir.join("cache")))?);
     let pipeline = Pipeline::new(&config, runtime, Delivery::start(DeliveryConfig::default()))?;
 

@@ -51,7 +51,7 @@ pub struct ApiSettings {
 }
 
 /// A `[[bucket]]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct BucketConfig {
     /// Bucket name.
     pub name: String,
@@ -62,13 +62,15 @@ pub struct BucketConfig {
 }
 
 /// Storage backends.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Backend {
     /// A local folder.
     Fs {
         /// Root folder of the bucket.
         path: PathBuf,
     },
+    /// An S3-compatible service.
+    S3(crate::storage::s3::S3Settings),
 }
 
 #[derive(Deserialize, Default)]
@@ -93,6 +95,16 @@ struct RawBucket {
     location: Option<String>,
     backend: String,
     path: Option<String>,
+    endpoint: Option<String>,
+    bucket: Option<String>,
+    region: Option<String>,
+    addressing: Option<String>,
+    access_key: Option<String>,
+    access_key_env: Option<String>,
+    secret_key_env: Option<String>,
+    secret_key_file: Option<String>,
+    presign_expiry_secs: Option<u64>,
+    timeout_secs: Option<u64>,
 }
 
 impl RuntimeConfig {
@@ -142,16 +154,24 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
         if crate::config::template::validate_domain(&b.name).is_err() || b.name.contains('/') {
             return Err(ConfigError::Invalid(format!("bucket name '{}' is not valid", b.name)));
         }
+        let location = b.location.clone().unwrap_or_else(|| region.clone());
+        if location != region {
+            return Err(ConfigError::Invalid(format!(
+                "bucket '{}' is in '{location}' but the service region is '{region}'; only buckets in the service region can be used",
+                b.name
+            )));
+        }
         let backend = match b.backend.as_str() {
-            "fs" => Backend::Fs { path: base.join(b.path.unwrap_or_else(|| format!(".livesnap/{}", b.name))) },
+            "fs" => Backend::Fs { path: base.join(b.path.clone().unwrap_or_else(|| format!(".livesnap/{}", b.name))) },
+            "s3" => Backend::S3(s3_settings(&b, &location, base)?),
             other => {
-                return Err(ConfigError::Invalid(format!("bucket '{}': backend '{other}' is not supported (fs)", b.name)));
+                return Err(ConfigError::Invalid(format!("bucket '{}': backend '{other}' is not supported (fs, s3)", b.name)));
             }
         };
         if buckets.iter().any(|x: &BucketConfig| x.name == b.name) {
             return Err(ConfigError::Invalid(format!("bucket '{}' is declared twice", b.name)));
         }
-        buckets.push(BucketConfig { name: b.name, location: b.location.unwrap_or_else(|| region.clone()), backend });
+        buckets.push(BucketConfig { name: b.name, location, backend });
     }
     if buckets.is_empty() {
         buckets.push(BucketConfig {
@@ -173,5 +193,45 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
             token_file: raw.api.token_file.map(|f| base.join(f)),
             ..raw.api
         },
+    })
+}
+
+/// S3 settings; the secret comes from the environment or a file, never the
+/// config itself.
+fn s3_settings(b: &RawBucket, location: &str, base: &Path) -> Result<crate::storage::s3::S3Settings, ConfigError> {
+    let bad = |m: String| ConfigError::Invalid(format!("bucket '{}': {m}", b.name));
+    let endpoint = b.endpoint.as_deref().ok_or_else(|| bad("backend s3 needs `endpoint`".into()))?;
+    let endpoint: url::Url = endpoint.parse().map_err(|e| bad(format!("endpoint '{endpoint}': {e}")))?;
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let access_key = match (&b.access_key, &b.access_key_env) {
+        (Some(k), _) => k.clone(),
+        (None, Some(var)) => env(var).ok_or_else(|| bad(format!("environment variable {var} (access key) is not set")))?,
+        (None, None) => env("AWS_ACCESS_KEY_ID").ok_or_else(|| bad("no access key: set access_key, access_key_env or AWS_ACCESS_KEY_ID".into()))?,
+    };
+    let secret = match (&b.secret_key_file, &b.secret_key_env) {
+        (Some(f), _) => {
+            let path = base.join(f);
+            std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path, source })?.trim().to_string()
+        }
+        (None, Some(var)) => env(var).ok_or_else(|| bad(format!("environment variable {var} (secret key) is not set")))?,
+        (None, None) => env("AWS_SECRET_ACCESS_KEY")
+            .ok_or_else(|| bad("no secret key: set secret_key_file, secret_key_env or AWS_SECRET_ACCESS_KEY".into()))?,
+    };
+    let path_style = match b.addressing.as_deref().unwrap_or("path") {
+        "path" => true,
+        "virtual" => false,
+        other => return Err(bad(format!("addressing '{other}' is not 'path' or 'virtual'"))),
+    };
+    Ok(crate::storage::s3::S3Settings {
+        name: b.name.clone(),
+        location: location.to_string(),
+        endpoint,
+        bucket: b.bucket.clone().unwrap_or_else(|| b.name.clone()),
+        region: b.region.clone().unwrap_or_else(|| location.to_string()),
+        path_style,
+        access_key,
+        secret_key: super::credentials::Secret::new(secret),
+        presign_get: b.presign_expiry_secs.map(std::time::Duration::from_secs),
+        timeout: std::time::Duration::from_secs(b.timeout_secs.unwrap_or(10).max(1)),
     })
 }

@@ -61,6 +61,9 @@ pub enum ServiceError {
     /// The engine could not start.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// A bucket could not be set up.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
     /// The state database could not be opened.
     #[error(transparent)]
     State(#[from] StateError),
@@ -139,7 +142,7 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     config.runtime.rtmp_listen = rtmp_addr;
     config.runtime.http_listen = http_addr;
 
-    let buckets = Arc::new(Buckets::open(&config.runtime));
+    let buckets = Arc::new(Buckets::open(&config.runtime)?);
     let runtime = Arc::new(Runtime::new(buckets.clone(), Some(config.runtime.state_dir.join("cache")))?);
     let pipeline = Pipeline::new(&config, runtime, Delivery::start(DeliveryConfig::default()))?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

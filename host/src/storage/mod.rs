@@ -2,6 +2,7 @@
 //! `object-store` import.
 
 pub mod fs;
+pub mod s3;
 
 use std::collections::BTreeMap;
 
@@ -34,6 +35,9 @@ pub enum StorageError {
         /// Why.
         reason: &'static str,
     },
+    /// A bucket's settings are unusable.
+    #[error("{0}")]
+    Config(String),
     /// The backend failed.
     #[error("writing {bucket}/{key}: {source}")]
     Io {
@@ -62,15 +66,21 @@ pub struct Buckets {
 
 impl Buckets {
     /// Opens every bucket of the runtime config.
-    pub fn open(config: &RuntimeConfig) -> Self {
+    pub fn open(config: &RuntimeConfig) -> Result<Self, StorageError> {
         let mut buckets: BTreeMap<String, Box<dyn Bucket>> = BTreeMap::new();
         for b in &config.buckets {
             let bucket: Box<dyn Bucket> = match &b.backend {
                 Backend::Fs { path } => Box::new(fs::FsBucket::new(&b.name, &b.location, path, &config.public_url())),
+                Backend::S3(settings) => Box::new(s3::S3Bucket::new(settings.clone()).map_err(StorageError::Config)?),
             };
             buckets.insert(b.name.clone(), bucket);
         }
-        Self { buckets }
+        Ok(Self { buckets })
+    }
+
+    /// Whether `bucket` is served from the local filesystem (by `/obs/`).
+    pub fn is_local(&self, config: &RuntimeConfig, bucket: &str) -> bool {
+        config.buckets.iter().any(|b| b.name == bucket && matches!(b.backend, Backend::Fs { .. }))
     }
 
     /// Writes into an authorized bucket; the key is checked first.
