@@ -154,19 +154,103 @@ impl Pipeline {
         let request = self.runtime.notify(&t.notify, &snapshot, &wit, now, limits)?;
         let callback = request.is_some();
         if let Some(r) = request {
+            let info = ResignInfo::of(&snapshot);
             self.delivery.send(Callback {
+                id: info.id(),
                 url: r.url,
                 headers: r.headers,
                 body: r.body,
-                label: format!("{}/{}/{}", stored.bucket, stored.object, picture.pts_ms),
+                resign: Some(serde_json::to_string(&info).expect("resign info serializes")),
             });
         }
         Ok(Outcome { stored, width: image.width, height: image.height, bytes: image.data.len(), callback })
     }
 
-    /// Waits for queued callbacks; returns delivered and failed counts.
+    /// The callback outbox.
+    pub fn delivery(&self) -> &Delivery {
+        &self.delivery
+    }
+
+    /// Asks the notifier again for a retry of a callback, so a signed body
+    /// gets a fresh `auth_timestamp` and a signature that matches it.
+    pub fn resign(&self, t: &Template, resign: &str) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+        let info: ResignInfo = serde_json::from_str(resign).ok()?;
+        let snapshot = info.snapshot();
+        let limits = CallLimits { timeout: t.function_timeout, memory: t.function_memory };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        match self.runtime.notify(&t.notify, &snapshot, &wit_template(t), now, limits) {
+            Ok(Some(r)) => Some((r.url, r.headers, r.body)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("re-signing a callback failed; resending the previous body: {e}");
+                None
+            }
+        }
+    }
+
+    /// Waits until no callback is pending; returns delivered and failed counts.
     pub fn finish(&self) -> crate::delivery::DeliveryStats {
         self.delivery.finish()
+    }
+}
+
+/// What a retry needs to ask the notifier again.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ResignInfo {
+    /// Domain.
+    pub domain: String,
+    /// App.
+    pub app: String,
+    /// Stream.
+    pub stream: String,
+    width: u32,
+    height: u32,
+    unix_ms: u64,
+    utc_offset_secs: i32,
+    bucket: String,
+    location: String,
+    object: String,
+    url: String,
+}
+
+impl ResignInfo {
+    fn of(s: &types::Snapshot) -> Self {
+        Self {
+            domain: s.id.domain.clone(),
+            app: s.id.app.clone(),
+            stream: s.id.stream.clone(),
+            width: s.image_width,
+            height: s.image_height,
+            unix_ms: s.captured_at.unix_ms,
+            utc_offset_secs: s.captured_at.utc_offset_secs,
+            bucket: s.stored.bucket.clone(),
+            location: s.stored.location.clone(),
+            object: s.stored.object.clone(),
+            url: s.stored.url.clone(),
+        }
+    }
+
+    fn snapshot(&self) -> types::Snapshot {
+        types::Snapshot {
+            id: types::StreamId { domain: self.domain.clone(), app: self.app.clone(), stream: self.stream.clone() },
+            image_width: self.width,
+            image_height: self.height,
+            captured_at: types::CaptureTime { unix_ms: self.unix_ms, utc_offset_secs: self.utc_offset_secs },
+            stored: types::StoredObject {
+                bucket: self.bucket.clone(),
+                location: self.location.clone(),
+                object: self.object.clone(),
+                url: self.url.clone(),
+            },
+        }
+    }
+
+    /// The snapshot's stable id: 32 hex characters of a SHA-256 over what
+    /// identifies it.
+    pub fn id(&self) -> String {
+        use sha2::Digest;
+        let key = format!("{}/{}/{}/{}/{}/{}", self.domain, self.app, self.stream, self.bucket, self.object, self.unix_ms);
+        hex::encode(&sha2::Sha256::digest(key.as_bytes())[..16])
     }
 }
 

@@ -2,7 +2,9 @@
 //! `/openapi.json`, and the AK/SK-signed `/v1/{project_id}/…` API.
 
 pub mod auth;
+pub mod callbacks;
 pub mod error;
+mod params;
 pub mod snapshot;
 
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub fn router(state: Arc<State>) -> Router {
             get(snapshot::query).post(snapshot::create).put(snapshot::modify).delete(snapshot::delete),
         )
         .route("/v1/{project_id}/streams", get(streams))
+        .route("/v1/{project_id}/callbacks", get(callbacks::list))
+        .route("/v1/{project_id}/callbacks/{id}/redeliver", axum::routing::post(callbacks::redeliver))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/obs/{bucket}/{*object}", get(object))
@@ -91,7 +95,8 @@ async fn object(AxState(state): AxState<Arc<State>>, Path((bucket, object)): Pat
 
 async fn metrics(AxState(state): AxState<Arc<State>>) -> Response {
     let delivered = state.pipeline.delivery_stats();
-    let body = state.metrics.render(state.streams.len(), delivered.ok, delivered.failed);
+    let (pending, failed) = state.store.counts().unwrap_or_default();
+    let body = state.metrics.render(state.streams.len(), delivered.ok, delivered.failed, pending, failed);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
+use super::params::Params;
 use crate::config::{Origin, SnapshotConfig, Template};
 use crate::service::State;
 use crate::state::StateError;
@@ -84,7 +85,7 @@ pub async fn delete(AxState(state): AxState<Arc<State>>, Path(project): Path<Str
     }
 }
 
-fn check_project(state: &State, project: &str) -> Result<(), ApiError> {
+pub(super) fn check_project(state: &State, project: &str) -> Result<(), ApiError> {
     if project == state.credentials.project_id {
         Ok(())
     } else {
@@ -92,7 +93,7 @@ fn check_project(state: &State, project: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn run_blocking(f: impl FnOnce() -> Result<(), ApiError> + Send + 'static) -> Result<(), ApiError> {
+pub(super) async fn run_blocking(f: impl FnOnce() -> Result<(), ApiError> + Send + 'static) -> Result<(), ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
 }
 
@@ -131,43 +132,6 @@ pub fn view(t: &Template) -> Value {
         v["functions"] = serde_json::to_value(f).unwrap_or_default();
     }
     v
-}
-
-/// Query parameters, percent-decoded.
-struct Params(Vec<(String, String)>);
-
-impl Params {
-    fn parse(q: &str) -> Result<Self, ApiError> {
-        let pairs = q
-            .split('&')
-            .filter(|kv| !kv.is_empty())
-            .map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (super::auth::percent_decode(k), super::auth::percent_decode(&v.replace('+', " ")))
-            })
-            .collect();
-        Ok(Self(pairs))
-    }
-
-    fn get(&self, key: &str) -> Option<String> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
-    }
-
-    fn required(&self, key: &str) -> Result<String, ApiError> {
-        self.get(key).ok_or_else(|| ApiError::invalid(format!("{key}: required")))
-    }
-
-    fn integer(&self, key: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
-        let Some(v) = self.get(key) else { return Ok(default) };
-        let n: i64 = v.parse().map_err(|_| ApiError::invalid(format!("{key}: '{v}' is not an integer")))?;
-        if (min..=max).contains(&n) {
-            Ok(n)
-        } else if max == i64::MAX {
-            Err(ApiError::invalid(format!("{key}: must be at least {min}")))
-        } else {
-            Err(ApiError::invalid(format!("{key}: {n} is outside {min}-{max}")))
-        }
-    }
 }
 
 impl State {

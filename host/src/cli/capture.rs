@@ -118,7 +118,18 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
 
     let buckets = Arc::new(Buckets::open(&config.runtime)?);
     let runtime = Arc::new(Runtime::new(buckets, Some(config.runtime.state_dir.join("cache")))?);
-    let pipeline = Pipeline::new(&config, runtime, Delivery::start(DeliveryConfig::default()))?;
+    // One-off runs keep their outbox in memory and wait for it at the end.
+    let outbox = Arc::new(livesnap::state::SqliteState::in_memory()?);
+    let delivery_config = DeliveryConfig {
+        max_attempts: 3,
+        backoff: Duration::from_millis(500),
+        max_backoff: Duration::from_secs(2),
+        ..DeliveryConfig::default()
+    };
+    let pipeline = Arc::new(Pipeline::new(&config, runtime, Delivery::start(outbox, delivery_config))?);
+    let weak = Arc::downgrade(&pipeline);
+    let resign_template = template.clone();
+    pipeline.delivery().set_resigner(Arc::new(move |json: &str| weak.upgrade()?.resign(&resign_template, json)));
 
     let id = StreamId { domain: template.domain.clone(), app: template.app_name.clone(), stream: stream.clone() };
     tracing::info!(

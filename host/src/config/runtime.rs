@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -30,6 +31,20 @@ pub struct RuntimeConfig {
     /// `[api]`: project id and credentials as configured (resolved, with
     /// generated defaults, by [`super::credentials`]).
     pub api: ApiSettings,
+    /// `[delivery]`: callback retries.
+    pub delivery: crate::delivery::DeliveryConfig,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    max_attempts: Option<u32>,
+    max_age_secs: Option<u64>,
+    backoff_ms: Option<u64>,
+    max_backoff_ms: Option<u64>,
+    timeout_secs: Option<u64>,
+    workers: Option<usize>,
+    per_destination: Option<usize>,
 }
 
 /// `[api]` of the runtime config.
@@ -86,6 +101,8 @@ struct Raw {
     #[serde(default)]
     api: ApiSettings,
     domains: Option<Vec<String>>,
+    #[serde(default)]
+    delivery: RawDelivery,
 }
 
 #[derive(Deserialize)]
@@ -188,6 +205,19 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
         state_dir,
         buckets,
         domains: raw.domains.unwrap_or_else(|| vec!["localhost".into(), "127.0.0.1".into()]),
+        delivery: {
+            let d = crate::delivery::DeliveryConfig::default();
+            let r = raw.delivery;
+            crate::delivery::DeliveryConfig {
+                max_attempts: r.max_attempts.unwrap_or(d.max_attempts).max(1),
+                max_age: r.max_age_secs.map_or(d.max_age, Duration::from_secs),
+                backoff: r.backoff_ms.map_or(d.backoff, Duration::from_millis),
+                max_backoff: r.max_backoff_ms.map_or(d.max_backoff, Duration::from_millis),
+                timeout: r.timeout_secs.map_or(d.timeout, |s| Duration::from_secs(s.max(1))),
+                workers: r.workers.unwrap_or(d.workers).clamp(1, 64),
+                per_destination: r.per_destination.unwrap_or(d.per_destination).clamp(1, 64),
+            }
+        },
         api: ApiSettings {
             secret_key_file: raw.api.secret_key_file.map(|f| base.join(f)),
             token_file: raw.api.token_file.map(|f| base.join(f)),

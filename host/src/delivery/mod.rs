@@ -1,48 +1,77 @@
-//! Callback delivery: POSTs what the notifier built, off the capture path,
-//! with a timeout and a few retries. (A durable outbox comes later; a
-//! callback still queued when the process ends is lost.)
+//! Callback delivery through a durable outbox: every callback is recorded
+//! before its first attempt, retried with exponential backoff and jitter on
+//! connection errors, timeouts and non-2xx answers, kept across restarts,
+//! and given up (marked failed, visible through the API) after a bounded
+//! number of attempts or age. Each carries an `Idempotency-Key` so receivers
+//! can drop duplicates of at-least-once delivery.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ureq::Agent;
 
+use crate::state::{OutboxItem, OutboxStatus, OutboxStore};
+
+/// The idempotency header.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
 /// A callback to send.
 #[derive(Clone, Debug)]
 pub struct Callback {
+    /// Stable snapshot id (the idempotency key).
+    pub id: String,
     /// Receiver URL.
     pub url: String,
     /// Headers from the notifier.
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
-    /// What it is about, for logs.
-    pub label: String,
+    /// What the re-signer needs to rebuild the body on a retry.
+    pub resign: Option<String>,
 }
 
-/// Delivery settings.
+/// A fresh (url, headers, body) for a retry, so a signed body's fields stay
+/// consistent with its new `auth_timestamp`.
+pub type Resigner = Arc<dyn Fn(&str) -> Option<(String, Vec<(String, String)>, Vec<u8>)> + Send + Sync>;
+
+/// Delivery settings (`[delivery]` in the runtime config).
 #[derive(Clone, Copy, Debug)]
 pub struct DeliveryConfig {
     /// Per-attempt timeout.
     pub timeout: Duration,
     /// Attempts before giving up.
-    pub attempts: u32,
-    /// Wait before the second attempt; doubled after each.
+    pub max_attempts: u32,
+    /// Age after which a callback is given up.
+    pub max_age: Duration,
+    /// Wait before the second attempt; doubled after each, with ±20 % jitter.
     pub backoff: Duration,
-    /// Sender threads (a slow receiver holds up only one of them).
+    /// Longest wait between attempts.
+    pub max_backoff: Duration,
+    /// Sender threads.
     pub workers: usize,
+    /// Attempts in flight to one destination (scheme://host:port) at most,
+    /// so one dead receiver cannot hold every sender.
+    pub per_destination: usize,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(10), attempts: 3, backoff: Duration::from_millis(500), workers: 4 }
+        Self {
+            timeout: Duration::from_secs(10),
+            max_attempts: 10,
+            max_age: Duration::from_secs(24 * 3600),
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+            workers: 4,
+            per_destination: 2,
+        }
     }
 }
 
-/// Counts of finished deliveries.
+/// Deliveries finished by this process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeliveryStats {
     /// Answered 2xx.
@@ -51,59 +80,122 @@ pub struct DeliveryStats {
     pub failed: u64,
 }
 
-/// Background senders.
-pub struct Delivery {
-    tx: Mutex<Option<Sender<Callback>>>,
-    workers: Mutex<Vec<JoinHandle<()>>>,
-    counts: Arc<Counts>,
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Running,
+    /// Stop once nothing is pending (one-off runs).
+    Drain,
+    /// Stop after the attempts in flight (service shutdown; the rest stays pending).
+    Halt,
 }
 
-#[derive(Default)]
-struct Counts {
+struct Claims {
+    mode: Mode,
+    ids: HashSet<String>,
+    per_destination: HashMap<String, usize>,
+}
+
+struct Inner {
+    store: Arc<dyn OutboxStore>,
+    config: DeliveryConfig,
+    agent: Agent,
+    resigner: Mutex<Option<Resigner>>,
+    claims: Mutex<Claims>,
+    wake: Condvar,
     ok: AtomicU64,
     failed: AtomicU64,
 }
 
+/// The outbox and its sender threads.
+pub struct Delivery {
+    inner: Arc<Inner>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
 impl Delivery {
-    /// Starts the sender threads.
-    pub fn start(config: DeliveryConfig) -> Self {
-        let (tx, rx) = channel();
-        let rx = Arc::new(Mutex::new(rx));
-        let counts = Arc::new(Counts::default());
+    /// Starts the senders over `store`; pending callbacks left by an earlier
+    /// run are picked up too.
+    pub fn start(store: Arc<dyn OutboxStore>, config: DeliveryConfig) -> Self {
         let agent: Agent = Agent::config_builder()
             .timeout_global(Some(config.timeout))
             .http_status_as_error(false)
             .user_agent(concat!("livesnap/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
+        let inner = Arc::new(Inner {
+            store,
+            config,
+            agent,
+            resigner: Mutex::new(None),
+            claims: Mutex::new(Claims { mode: Mode::Running, ids: HashSet::new(), per_destination: HashMap::new() }),
+            wake: Condvar::new(),
+            ok: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        });
         let workers = (0..config.workers.max(1))
             .map(|i| {
-                let (rx, counts, agent) = (rx.clone(), counts.clone(), agent.clone());
+                let inner = inner.clone();
                 std::thread::Builder::new()
                     .name(format!("callbacks-{i}"))
-                    .spawn(move || run(&rx, &agent, &counts, config))
+                    .spawn(move || inner.work())
                     .expect("spawning a callback thread")
             })
             .collect();
-        Self { tx: Mutex::new(Some(tx)), workers: Mutex::new(workers), counts }
+        Self { inner, workers: Mutex::new(workers) }
     }
 
-    /// Queues a callback.
-    pub fn send(&self, callback: Callback) {
-        if let Some(tx) = self.tx.lock().unwrap().as_ref() {
-            let _ = tx.send(callback);
+    /// Sets how retries rebuild signed bodies.
+    pub fn set_resigner(&self, resigner: Resigner) {
+        *self.inner.resigner.lock().unwrap() = Some(resigner);
+    }
+
+    /// Records a callback (durably) and wakes a sender.
+    pub fn send(&self, cb: Callback) {
+        let item = OutboxItem {
+            destination: destination(&cb.url),
+            id: cb.id,
+            url: cb.url,
+            headers: cb.headers,
+            body: cb.body,
+            resign: cb.resign,
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: 0,
+            last_error: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        match self.inner.store.enqueue(&item) {
+            Ok(true) => self.inner.wake.notify_all(),
+            Ok(false) => tracing::debug!(id = %item.id, "callback already in the outbox"),
+            Err(e) => tracing::error!(id = %item.id, url = %item.url, "could not record the callback: {e}"),
         }
     }
 
-    /// Deliveries finished so far.
-    pub fn stats(&self) -> DeliveryStats {
-        DeliveryStats { ok: self.counts.ok.load(Ordering::Relaxed), failed: self.counts.failed.load(Ordering::Relaxed) }
+    /// Wakes the senders (after a redeliver).
+    pub fn nudge(&self) {
+        self.inner.wake.notify_all();
     }
 
-    /// Stops taking callbacks and waits until every queued one is
-    /// delivered or given up.
+    /// Deliveries finished by this process so far.
+    pub fn stats(&self) -> DeliveryStats {
+        DeliveryStats { ok: self.inner.ok.load(Ordering::Relaxed), failed: self.inner.failed.load(Ordering::Relaxed) }
+    }
+
+    /// Waits until no callback is pending (each delivered or given up).
     pub fn finish(&self) -> DeliveryStats {
-        self.tx.lock().unwrap().take();
+        self.stop(Mode::Drain)
+    }
+
+    /// Stops after the attempts in flight; pending callbacks stay recorded
+    /// for the next start.
+    pub fn shutdown(&self) -> DeliveryStats {
+        self.stop(Mode::Halt)
+    }
+
+    fn stop(&self, mode: Mode) -> DeliveryStats {
+        self.inner.claims.lock().unwrap().mode = mode;
+        self.inner.wake.notify_all();
         let workers: Vec<_> = self.workers.lock().unwrap().drain(..).collect();
         for w in workers {
             let _ = w.join();
@@ -112,42 +204,124 @@ impl Delivery {
     }
 }
 
-fn run(rx: &Mutex<Receiver<Callback>>, agent: &Agent, counts: &Counts, config: DeliveryConfig) {
-    loop {
-        let next = rx.lock().unwrap().recv();
-        let Ok(callback) = next else { return };
-        let counter = if deliver(agent, &callback, config) { &counts.ok } else { &counts.failed };
-        counter.fetch_add(1, Ordering::Relaxed);
+impl Inner {
+    fn work(&self) {
+        while let Some(item) = self.claim() {
+            let dest = item.destination.clone();
+            let id = item.id.clone();
+            self.attempt(item);
+            let mut claims = self.claims.lock().unwrap();
+            claims.ids.remove(&id);
+            if let Some(n) = claims.per_destination.get_mut(&dest) {
+                *n = n.saturating_sub(1);
+            }
+            drop(claims);
+            self.wake.notify_all();
+        }
     }
-}
 
-fn deliver(agent: &Agent, cb: &Callback, config: DeliveryConfig) -> bool {
-    let mut wait = config.backoff;
-    for attempt in 1..=config.attempts {
-        let mut request = agent.post(&cb.url);
+    /// The next due callback this thread may send, or `None` to stop.
+    fn claim(&self) -> Option<OutboxItem> {
+        let mut claims = self.claims.lock().unwrap();
+        loop {
+            if claims.mode == Mode::Halt {
+                return None;
+            }
+            let now = now_ms();
+            let due = self.store.due(now, 64).unwrap_or_else(|e| {
+                tracing::error!("reading the outbox: {e}");
+                Vec::new()
+            });
+            let limit = self.config.per_destination.max(1);
+            if let Some(item) = due.into_iter().find(|i| {
+                !claims.ids.contains(&i.id) && claims.per_destination.get(&i.destination).copied().unwrap_or(0) < limit
+            }) {
+                claims.ids.insert(item.id.clone());
+                *claims.per_destination.entry(item.destination.clone()).or_default() += 1;
+                return Some(item);
+            }
+            let pending = self.store.counts().map(|(p, _)| p).unwrap_or(0);
+            if claims.mode == Mode::Drain && pending == 0 && claims.ids.is_empty() {
+                return None;
+            }
+            let wait = match self.store.next_due() {
+                Ok(Some(at)) => (at - now).clamp(5, 1000),
+                _ => 1000,
+            };
+            claims = self.wake.wait_timeout(claims, Duration::from_millis(wait as u64)).unwrap().0;
+        }
+    }
+
+    fn attempt(&self, mut item: OutboxItem) {
+        if item.attempts > 0
+            && let Some(resign) = &item.resign
+            && let Some(resigner) = self.resigner.lock().unwrap().clone()
+            && let Some((url, headers, body)) = resigner(resign)
+        {
+            item.url = url;
+            item.headers = headers;
+            item.body = body;
+        }
+        item.attempts += 1;
+        let mut request = self.agent.post(&item.url).header(IDEMPOTENCY_HEADER, &item.id);
         let mut has_type = false;
-        for (k, v) in &cb.headers {
+        for (k, v) in &item.headers {
             has_type |= k.eq_ignore_ascii_case("content-type");
             request = request.header(k, v);
         }
         if !has_type {
             request = request.header("content-type", "application/json");
         }
-        let outcome = match request.send(&cb.body[..]) {
-            Ok(response) if response.status().is_success() => {
-                tracing::info!(callback = %cb.label, url = %cb.url, status = response.status().as_u16(), attempt, "callback delivered");
-                return true;
-            }
-            Ok(response) => format!("HTTP {}", response.status()),
-            Err(e) => e.to_string(),
+        let outcome = match request.send(&item.body[..]) {
+            Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
+            Ok(r) => Err(format!("HTTP {}", r.status())),
+            Err(e) => Err(e.to_string()),
         };
-        if attempt == config.attempts {
-            tracing::warn!(callback = %cb.label, url = %cb.url, attempt, error = %outcome, "callback failed; giving up");
-        } else {
-            tracing::warn!(callback = %cb.label, url = %cb.url, attempt, error = %outcome, retry_in = ?wait, "callback failed; retrying");
-            std::thread::sleep(wait);
-            wait *= 2;
+        let now = now_ms();
+        match outcome {
+            Ok(status) => {
+                item.status = OutboxStatus::Delivered;
+                item.last_error = None;
+                self.ok.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(id = %item.id, url = %item.url, status, attempt = item.attempts, "callback delivered");
+            }
+            Err(error) => {
+                let too_old = now - item.created_at > self.config.max_age.as_millis() as i64;
+                if item.attempts >= self.config.max_attempts || too_old {
+                    item.status = OutboxStatus::Failed;
+                    self.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(id = %item.id, url = %item.url, attempt = item.attempts, %error, "callback failed; giving up");
+                } else {
+                    let wait = self.backoff(item.attempts);
+                    item.next_attempt_at = now + wait.as_millis() as i64;
+                    tracing::warn!(id = %item.id, url = %item.url, attempt = item.attempts, %error, retry_in = ?wait, "callback failed; retrying");
+                }
+                item.last_error = Some(error);
+            }
+        }
+        if let Err(e) = self.store.record_attempt(&item) {
+            tracing::error!(id = %item.id, "recording a callback attempt: {e}");
         }
     }
-    false
+
+    fn backoff(&self, attempts: u32) -> Duration {
+        let base = self.config.backoff.as_secs_f64() * 2f64.powi(attempts.saturating_sub(1).min(30) as i32);
+        let capped = base.min(self.config.max_backoff.as_secs_f64());
+        let mut r = [0u8; 4];
+        let _ = getrandom::fill(&mut r);
+        let jitter = 0.8 + 0.4 * (u32::from_le_bytes(r) as f64 / u32::MAX as f64);
+        Duration::from_secs_f64(capped * jitter)
+    }
+}
+
+/// `scheme://host:port` of a URL.
+fn destination(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)),
+        Err(_) => url.to_string(),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -51,7 +51,14 @@ impl Metrics {
 
     /// The text exposition, with the live-stream gauge and callback counts
     /// supplied by the caller.
-    pub fn render(&self, streams_active: usize, callbacks_ok: u64, callbacks_failed: u64) -> String {
+    pub fn render(
+        &self,
+        streams_active: usize,
+        callbacks_ok: u64,
+        callbacks_failed: u64,
+        outbox_pending: u64,
+        outbox_failed: u64,
+    ) -> String {
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, value: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
@@ -66,6 +73,10 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP livesnap_callbacks_total Callback deliveries finished.\n# TYPE livesnap_callbacks_total counter\nlivesnap_callbacks_total{{result=\"ok\"}} {callbacks_ok}\nlivesnap_callbacks_total{{result=\"failed\"}} {callbacks_failed}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_outbox_callbacks Callbacks in the outbox by status.\n# TYPE livesnap_outbox_callbacks gauge\nlivesnap_outbox_callbacks{{status=\"pending\"}} {outbox_pending}\nlivesnap_outbox_callbacks{{status=\"failed\"}} {outbox_failed}"
         );
         let _ = writeln!(out, "# HELP livesnap_component_errors_total Function calls that failed.\n# TYPE livesnap_component_errors_total counter");
         for ((stage, component, kind), n) in self.component_errors.lock().unwrap().iter() {

@@ -18,8 +18,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::credentials::{self, ApiCredentials};
 use crate::config::{Config, ConfigError, Template, manifest};
-use crate::state::{SqliteState, StateError, TemplateStore};
-use crate::delivery::{Delivery, DeliveryConfig};
+use crate::state::{SqliteState, StateError, StateStore};
+use crate::delivery::Delivery;
 use crate::pipeline::{Pipeline, SetupError};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::storage::Buckets;
@@ -85,8 +85,8 @@ pub struct State {
     workers: Arc<Semaphore>,
     /// Snapshot jobs in flight, waited for at shutdown.
     tasks: TaskTracker,
-    /// Templates created through the API.
-    pub store: Arc<dyn TemplateStore>,
+    /// Templates created through the API, and the callback outbox.
+    pub store: Arc<dyn StateStore>,
     /// What the API authenticates with.
     pub credentials: ApiCredentials,
     /// Serializes API writes (validate, store, install).
@@ -122,7 +122,7 @@ impl State {
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(options: Options) -> Result<(), ServiceError> {
     let loaded = Config::load(options.manifest.as_deref(), options.runtime_config.as_deref())?;
-    let store = Arc::new(SqliteState::open(&loaded.runtime.state_dir.join("state.db"))?);
+    let store: Arc<dyn StateStore> = Arc::new(SqliteState::open(&loaded.runtime.state_dir.join("state.db"))?);
     let (credentials, credentials_file) = credentials::resolve(&loaded.runtime)?;
     let mut config = Config::new(loaded.manifest, loaded.runtime, &store.templates()?)?;
     if let Some(a) = options.rtmp_listen {
@@ -144,7 +144,8 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
 
     let buckets = Arc::new(Buckets::open(&config.runtime)?);
     let runtime = Arc::new(Runtime::new(buckets.clone(), Some(config.runtime.state_dir.join("cache")))?);
-    let pipeline = Pipeline::new(&config, runtime, Delivery::start(DeliveryConfig::default()))?;
+    let delivery = Delivery::start(store.clone(), config.runtime.delivery);
+    let pipeline = Pipeline::new(&config, runtime, delivery)?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let manifest_path = config.manifest.path.clone();
     let state = Arc::new(State {
@@ -160,6 +161,13 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
         credentials,
         api_writes: std::sync::Mutex::new(()),
     });
+    let weak = Arc::downgrade(&state);
+    state.pipeline.delivery().set_resigner(Arc::new(move |json: &str| {
+        let state = weak.upgrade()?;
+        let info: crate::pipeline::ResignInfo = serde_json::from_str(json).ok()?;
+        let (_, template) = state.template(&info.domain, &info.app);
+        state.pipeline.resign(&*template?, json)
+    }));
     match &credentials_file {
         Some(path) => tracing::info!(
             project_id = %state.credentials.project_id,
@@ -203,8 +211,9 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     state.tasks.wait().await;
     let _ = server.await;
     let st = state.clone();
-    let delivered = tokio::task::spawn_blocking(move || st.pipeline.finish()).await.unwrap_or_default();
-    tracing::info!(callbacks_ok = delivered.ok, callbacks_failed = delivered.failed, "stopped");
+    let delivered = tokio::task::spawn_blocking(move || st.pipeline.delivery().shutdown()).await.unwrap_or_default();
+    let pending = state.store.counts().map(|(p, _)| p).unwrap_or(0);
+    tracing::info!(callbacks_ok = delivered.ok, callbacks_failed = delivered.failed, callbacks_pending = pending, "stopped");
     Ok(())
 }
 

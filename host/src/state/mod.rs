@@ -42,6 +42,92 @@ pub enum StateError {
     },
 }
 
+/// Where a callback stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutboxStatus {
+    /// Not delivered yet; will be tried (again).
+    Pending,
+    /// Answered 2xx.
+    Delivered,
+    /// Given up.
+    Failed,
+}
+
+impl std::fmt::Display for OutboxStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Failed => "failed",
+        })
+    }
+}
+
+impl std::str::FromStr for OutboxStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "delivered" => Ok(Self::Delivered),
+            "failed" => Ok(Self::Failed),
+            other => Err(format!("'{other}' is not pending, delivered or failed")),
+        }
+    }
+}
+
+/// A callback in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxItem {
+    /// Stable snapshot id; sent as the `Idempotency-Key` header.
+    pub id: String,
+    /// `scheme://host:port` of the URL (concurrency is limited per destination).
+    pub destination: String,
+    /// Receiver URL.
+    pub url: String,
+    /// Headers from the notifier.
+    pub headers: Vec<(String, String)>,
+    /// Body of the latest attempt.
+    pub body: Vec<u8>,
+    /// What re-signing needs (JSON), when the notifier can be asked again.
+    pub resign: Option<String>,
+    /// Where it stands.
+    pub status: OutboxStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Unix ms of the next attempt.
+    pub next_attempt_at: i64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+/// The durable callback outbox.
+pub trait OutboxStore: Send + Sync {
+    /// Records a new callback as pending, due now; false if the id exists.
+    fn enqueue(&self, item: &OutboxItem) -> Result<bool, StateError>;
+    /// Pending callbacks due at `now` (unix ms), oldest due first.
+    fn due(&self, now: i64, limit: usize) -> Result<Vec<OutboxItem>, StateError>;
+    /// The earliest next attempt of any pending callback.
+    fn next_due(&self) -> Result<Option<i64>, StateError>;
+    /// Stores an attempt's outcome (status, attempts, next time, error, body).
+    fn record_attempt(&self, item: &OutboxItem) -> Result<(), StateError>;
+    /// Callbacks by status (all when `None`), oldest first: (total, page).
+    fn list(&self, status: Option<OutboxStatus>, limit: usize, offset: usize) -> Result<(usize, Vec<OutboxItem>), StateError>;
+    /// Makes a failed callback pending again; false if it is not failed.
+    fn redeliver(&self, id: &str) -> Result<bool, StateError>;
+    /// (pending, failed) counts.
+    fn counts(&self) -> Result<(u64, u64), StateError>;
+}
+
+/// All the state a node keeps: what a shared database takes over when there
+/// are several nodes.
+pub trait StateStore: TemplateStore + OutboxStore {}
+
+impl<T: TemplateStore + OutboxStore> StateStore for T {}
+
 /// Templates managed through the API.
 pub trait TemplateStore: Send + Sync {
     /// Every stored template, ordered by domain then app.

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, ErrorCode, params};
 
-use super::{StateError, TemplateStore};
+use super::{OutboxItem, OutboxStatus, OutboxStore, StateError, TemplateStore};
 use crate::config::SnapshotConfig;
 
 /// Migrations in order; `PRAGMA user_version` records how many ran.
@@ -19,6 +19,22 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL,
         PRIMARY KEY (domain, app_name)
     );",
+    // 2: the callback outbox.
+    "CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        destination TEXT NOT NULL,
+        url TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        body BLOB NOT NULL,
+        resign TEXT,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX outbox_due ON outbox (status, next_attempt_at);",
 ];
 
 /// State in one SQLite file.
@@ -32,7 +48,15 @@ impl SqliteState {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| StateError::Open { path: path.to_owned(), source })?;
         }
-        let db = Connection::open(path)?;
+        Self::migrate(Connection::open(path)?)
+    }
+
+    /// A database that lives as long as the process (for one-off runs).
+    pub fn in_memory() -> Result<Self, StateError> {
+        Self::migrate(Connection::open_in_memory()?)
+    }
+
+    fn migrate(db: Connection) -> Result<Self, StateError> {
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
@@ -45,6 +69,10 @@ impl SqliteState {
         }
         Ok(Self { db: Mutex::new(db) })
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn now() -> i64 {
@@ -98,6 +126,100 @@ impl TemplateStore for SqliteState {
     fn delete_template(&self, domain: &str, app: &str) -> Result<bool, StateError> {
         let db = self.db.lock().unwrap();
         Ok(db.execute("DELETE FROM templates WHERE domain = ?1 AND app_name = ?2", params![domain, app])? > 0)
+    }
+}
+
+const ITEM_COLUMNS: &str = "id, destination, url, headers, body, resign, status, attempts, next_attempt_at, last_error, created_at, updated_at";
+
+fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
+    let headers: String = r.get(3)?;
+    let status: String = r.get(6)?;
+    Ok(OutboxItem {
+        id: r.get(0)?,
+        destination: r.get(1)?,
+        url: r.get(2)?,
+        headers: serde_json::from_str(&headers).unwrap_or_default(),
+        body: r.get(4)?,
+        resign: r.get(5)?,
+        status: status.parse().unwrap_or(OutboxStatus::Pending),
+        attempts: r.get(7)?,
+        next_attempt_at: r.get(8)?,
+        last_error: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
+    })
+}
+
+impl OutboxStore for SqliteState {
+    fn enqueue(&self, i: &OutboxItem) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        let n = db.execute(
+            "INSERT OR IGNORE INTO outbox (id, destination, url, headers, body, resign, status, attempts, next_attempt_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7, ?7)",
+            params![i.id, i.destination, i.url, serde_json::to_string(&i.headers).unwrap(), i.body, i.resign, now_ms()],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn due(&self, now: i64, limit: usize) -> Result<Vec<OutboxItem>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare(&format!(
+            "SELECT {ITEM_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2"
+        ))?;
+        let rows = q.query_map(params![now, limit as i64], item)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn next_due(&self) -> Result<Option<i64>, StateError> {
+        let db = self.db.lock().unwrap();
+        Ok(db.query_row("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'", [], |r| r.get(0))?)
+    }
+
+    fn record_attempt(&self, i: &OutboxItem) -> Result<(), StateError> {
+        let db = self.db.lock().unwrap();
+        db.execute(
+            "UPDATE outbox SET url = ?2, headers = ?3, body = ?4, status = ?5, attempts = ?6, next_attempt_at = ?7, last_error = ?8, updated_at = ?9 WHERE id = ?1",
+            params![
+                i.id,
+                i.url,
+                serde_json::to_string(&i.headers).unwrap(),
+                i.body,
+                i.status.to_string(),
+                i.attempts,
+                i.next_attempt_at,
+                i.last_error,
+                now_ms()
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn list(&self, status: Option<OutboxStatus>, limit: usize, offset: usize) -> Result<(usize, Vec<OutboxItem>), StateError> {
+        let db = self.db.lock().unwrap();
+        let filter = status.map(|s| s.to_string()).unwrap_or_else(|| "%".into());
+        let total: i64 = db.query_row("SELECT COUNT(*) FROM outbox WHERE status LIKE ?1", params![filter], |r| r.get(0))?;
+        let mut q = db.prepare(&format!(
+            "SELECT {ITEM_COLUMNS} FROM outbox WHERE status LIKE ?1 ORDER BY created_at, id LIMIT ?2 OFFSET ?3"
+        ))?;
+        let rows = q.query_map(params![filter, limit as i64, offset as i64], item)?;
+        Ok((total as usize, rows.collect::<Result<_, _>>()?))
+    }
+
+    fn redeliver(&self, id: &str) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        let n = db.execute(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2, updated_at = ?2 WHERE id = ?1 AND status = 'failed'",
+            params![id, now_ms()],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn counts(&self) -> Result<(u64, u64), StateError> {
+        let db = self.db.lock().unwrap();
+        let count = |s: &str| -> Result<u64, StateError> {
+            Ok(db.query_row("SELECT COUNT(*) FROM outbox WHERE status = ?1", params![s], |r| r.get::<_, i64>(0))? as u64)
+        };
+        Ok((count("pending")?, count("failed")?))
     }
 }
 
