@@ -10,5 +10,6 @@ mod components;
 mod api;
 mod bad_input;
 mod live;
+mod outbox;
 mod parsers;
 mod s3;

@@ -50,6 +50,11 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A port nothing listens on (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// A temporary folder kept for the test's duration.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("livesnap-test").tempdir().unwrap()
@@ -154,6 +159,8 @@ pub struct Received {
     pub path: String,
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
+    /// The status the listener answered with.
+    pub status: u16,
 }
 
 /// An HTTP listener on 127.0.0.1 that records requests and answers each with
@@ -166,7 +173,12 @@ pub struct Listener {
 
 impl Listener {
     pub fn start(statuses: Vec<u16>) -> Self {
-        let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        Self::start_on(0, statuses)
+    }
+
+    /// The same on a given port.
+    pub fn start_on(port: u16, statuses: Vec<u16>) -> Self {
+        let server = std::sync::Arc::new(tiny_http::Server::http(("127.0.0.1", port)).unwrap());
         let url = format!("http://{}/callback", server.server_addr().to_ip().unwrap());
         let (tx, rx) = channel();
         let s = server.clone();
@@ -180,8 +192,8 @@ impl Listener {
                     .iter()
                     .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
                     .collect();
-                let _ = tx.send(Received { path: req.url().to_string(), headers, body });
                 let status = statuses.next().unwrap_or(200);
+                let _ = tx.send(Received { path: req.url().to_string(), headers, body, status });
                 let _ = req.respond(tiny_http::Response::empty(status));
             }
         });
