@@ -12,4 +12,5 @@ mod bad_input;
 mod live;
 mod outbox;
 mod parsers;
+mod receiver;
 mod s3;

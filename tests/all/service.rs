@@ -29,8 +29,14 @@ pub struct Service {
 impl Service {
     /// Starts the service in `dir` (its working folder) with extra arguments.
     pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(dir, extra, &[])
+    }
+
+    /// The same with extra environment variables for the service.
+    pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = livesnap()
             .current_dir(dir)
+            .envs(env.iter().copied())
             .args(["up", "--rtmp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
             .args(extra)
             .stdin(Stdio::null())

@@ -43,8 +43,55 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .merge(api)
-        .fallback(|| async { error(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such resource") })
+        .fallback(http_trigger)
         .with_state(state)
+}
+
+/// Largest request body a `[[trigger.http]]` component gets.
+const MAX_TRIGGER_BODY: usize = 1 << 20;
+
+/// Requests no built-in route takes go to the best-matching
+/// `[[trigger.http]]` route's component.
+async fn http_trigger(AxState(state): AxState<Arc<State>>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let component = state
+        .http_routes
+        .read()
+        .unwrap()
+        .iter()
+        .filter_map(|(route, c)| route.matches(&path).map(|score| (score, c.clone())))
+        .max_by_key(|(score, _)| *score)
+        .map(|(_, c)| c);
+    let Some(component) = component else {
+        return error(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such resource");
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_TRIGGER_BODY).await else {
+        return ApiError::too_large(format!("the request body is larger than {MAX_TRIGGER_BODY} bytes")).into_response();
+    };
+    let request = http::Request::from_parts(parts, body);
+    let kv: Arc<dyn crate::state::KeyValueStore> = state.store.clone();
+    let limits = crate::runtime::CallLimits { timeout: std::time::Duration::from_secs(10), memory: 128 << 20 };
+    let st = state.clone();
+    let name = component.name.clone();
+    let result = tokio::task::spawn_blocking(move || st.runtime.serve_http(&component, kv, request, limits)).await;
+    match result {
+        Ok(Ok(reply)) => {
+            let mut response = Response::builder().status(reply.status);
+            for (k, v) in reply.headers {
+                response = response.header(k, v);
+            }
+            response.body(Body::from(reply.body)).unwrap_or_else(|_| error(StatusCode::BAD_GATEWAY, codes::INTERNAL, "invalid response"))
+        }
+        Ok(Err(e)) => {
+            if let Some((stage, component, kind)) = e.call_site() {
+                state.metrics.component_error(&stage.to_string(), component, kind);
+            }
+            tracing::error!(%path, component = %name, "HTTP component failed: {e}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "the component failed")
+        }
+        Err(e) => ApiError::internal(e).into_response(),
+    }
 }
 
 /// Buffers the body (up to [`MAX_BODY`]) and checks the signature over it.

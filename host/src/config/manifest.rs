@@ -18,6 +18,29 @@ pub struct Manifest {
     pub templates: Vec<SnapshotConfig>,
     /// Components by name.
     pub components: BTreeMap<String, ComponentDecl>,
+    /// `[[trigger.http]]` routes, in file order.
+    pub http_routes: Vec<HttpRoute>,
+}
+
+/// A `[[trigger.http]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRoute {
+    /// `/path`, or `/prefix/...` for everything under a prefix.
+    pub route: String,
+    /// The component that handles it.
+    pub component: String,
+}
+
+impl HttpRoute {
+    /// How well this route matches `path`: `None` if not at all, else the
+    /// length of what it matched (the longest match wins).
+    pub fn matches(&self, path: &str) -> Option<usize> {
+        match self.route.strip_suffix("/...") {
+            Some(prefix) if path == prefix || path.starts_with(&format!("{prefix}/")) || prefix.is_empty() => Some(prefix.len()),
+            Some(_) => None,
+            None => (path == self.route || path.trim_end_matches('/') == self.route.trim_end_matches('/')).then_some(self.route.len() + 1),
+        }
+    }
 }
 
 /// A `[component.NAME]` entry.
@@ -29,6 +52,10 @@ pub struct ComponentDecl {
     pub build: Option<BuildDecl>,
     /// Spin's `allowed_outbound_hosts`.
     pub allowed_outbound_hosts: Vec<String>,
+    /// Spin's `key_value_stores`.
+    pub key_value_stores: Vec<String>,
+    /// `[component.X.variables]`, application variables substituted.
+    pub variables: BTreeMap<String, String>,
 }
 
 /// How to build a component.
@@ -62,6 +89,14 @@ struct RawVariable {
 struct RawTriggers {
     #[serde(default)]
     snapshot: Vec<toml::Value>,
+    #[serde(default)]
+    http: Vec<RawHttpTrigger>,
+}
+
+#[derive(Deserialize)]
+struct RawHttpTrigger {
+    route: String,
+    component: String,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +105,10 @@ struct RawComponent {
     build: Option<RawBuild>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    key_value_stores: Vec<String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -130,9 +169,35 @@ pub fn parse(text: &str, dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Re
             }
         };
         let build = c.build.map(|b| BuildDecl { command: b.command, workdir: dir.join(b.workdir.unwrap_or_default()) });
-        components.insert(name, ComponentDecl { source, build, allowed_outbound_hosts: c.allowed_outbound_hosts });
+        let mut variables = BTreeMap::new();
+        for (k, v) in c.variables {
+            variables.insert(k, expand(&v, &resolve)?);
+        }
+        components.insert(
+            name,
+            ComponentDecl {
+                source,
+                build,
+                allowed_outbound_hosts: c.allowed_outbound_hosts,
+                key_value_stores: c.key_value_stores,
+                variables,
+            },
+        );
     }
-    Ok(Manifest { path: None, templates, components })
+    let mut http_routes = Vec::new();
+    for t in raw.trigger.http {
+        if !t.route.starts_with('/') {
+            return Err(ConfigError::Invalid(format!("[[trigger.http]] route '{}' must start with '/'", t.route)));
+        }
+        if !components.contains_key(&t.component) {
+            return Err(ConfigError::Invalid(format!(
+                "[[trigger.http]] route '{}' names component '{}', which the manifest does not declare",
+                t.route, t.component
+            )));
+        }
+        http_routes.push(HttpRoute { route: t.route, component: t.component });
+    }
+    Ok(Manifest { path: None, templates, components, http_routes })
 }
 
 /// Replaces `{{ name }}` in every string with the variable's value.
@@ -168,6 +233,17 @@ fn expand(s: &str, resolve: &dyn Fn(&str) -> Result<String, ConfigError>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spin_routes_match_exactly_or_by_prefix() {
+        let r = |route: &str| HttpRoute { route: route.into(), component: "c".into() };
+        assert!(r("/callback").matches("/callback").is_some());
+        assert!(r("/callback").matches("/callback/x").is_none());
+        assert!(r("/hooks/...").matches("/hooks/a/b").is_some());
+        assert!(r("/hooks/...").matches("/hooksx").is_none());
+        assert!(r("/...").matches("/anything").is_some());
+        assert!(r("/hooks/a").matches("/hooks/a") > r("/hooks/...").matches("/hooks/a"));
+    }
 
     const MANIFEST: &str = r#"
 spin_manifest_version = 2

@@ -52,7 +52,7 @@ pub struct MemoryCap {
 }
 
 impl MemoryCap {
-    fn new(cap: usize) -> Self {
+    pub(super) fn new(cap: usize) -> Self {
         Self { cap, denied: None }
     }
 

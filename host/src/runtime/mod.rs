@@ -5,6 +5,7 @@
 pub mod bindings;
 pub mod cache;
 mod host;
+pub mod http;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,7 +25,7 @@ use host::HostState;
 use crate::storage::Buckets;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The largest memory any call may be given (per-call caps are lower).
 const MAX_MEMORY: usize = 1 << 30;
 
@@ -37,6 +38,8 @@ pub enum Stage {
     Store,
     /// World `notifier`.
     Notify,
+    /// `wasi:http/incoming-handler` (a `[[trigger.http]]` route).
+    Http,
 }
 
 impl std::fmt::Display for Stage {
@@ -45,6 +48,7 @@ impl std::fmt::Display for Stage {
             Stage::Encode => "encode",
             Stage::Store => "store",
             Stage::Notify => "notify",
+            Stage::Http => "http",
         })
     }
 }
@@ -157,6 +161,7 @@ pub enum Prepared {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
+    http_linker: Linker<http::HttpState>,
     cache_dir: Option<PathBuf>,
     buckets: Arc<Buckets>,
     /// Compiled components with the SHA-256 of their bytes.
@@ -195,9 +200,12 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(RuntimeError::Engine)?;
         Storer::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s).map_err(RuntimeError::Engine)?;
+        let mut http_linker = Linker::new(&engine);
+        http::add_to_linker(&mut http_linker).map_err(RuntimeError::Engine)?;
         Ok(Self {
             engine,
             linker,
+            http_linker,
             cache_dir,
             buckets,
             components: Mutex::default(),
@@ -244,9 +252,26 @@ impl Runtime {
             Stage::Encode => Prepared::Encode(EncoderPre::new(pre).map_err(wrong)?),
             Stage::Store => Prepared::Store(StorerPre::new(pre).map_err(wrong)?),
             Stage::Notify => Prepared::Notify(NotifierPre::new(pre).map_err(wrong)?),
+            Stage::Http => unreachable!("HTTP components are prepared with prepare_http"),
         };
         self.prepared.lock().unwrap().insert(key, prepared.clone());
         Ok(prepared)
+    }
+
+    /// Pre-instantiates an HTTP component, checking it exports
+    /// `wasi:http/incoming-handler` and imports only what the host provides.
+    pub fn prepare_http(&self, name: &str, grants: http::HttpGrants) -> Result<http::HttpComponent, RuntimeError> {
+        let component = self
+            .components
+            .lock()
+            .unwrap()
+            .get(name)
+            .map(|(_, c)| c.clone())
+            .ok_or_else(|| RuntimeError::UnknownComponent(name.into()))?;
+        let wrong = |source| RuntimeError::WrongWorld { name: name.into(), stage: Stage::Http, source };
+        let pre = self.http_linker.instantiate_pre(&component).map_err(wrong)?;
+        let pre = wasmtime_wasi_http::p2::bindings::sync::ProxyPre::new(pre).map_err(wrong)?;
+        Ok(http::HttpComponent { name: name.into(), pre, grants: Arc::new(grants) })
     }
 
     fn store(&self, limits: CallLimits) -> Store<HostState> {
@@ -317,14 +342,18 @@ fn finish<T>(
     match result {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(message)) => Err(RuntimeError::Failed { stage, name, message }),
-        Err(e) => {
-            if let Some(asked) = store.data().limiter.denied() {
-                return Err(RuntimeError::Memory { stage, name, cap_mib: limits.memory >> 20, asked_mib: asked >> 20 });
-            }
-            if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-                return Err(RuntimeError::Deadline { stage, name, limit: limits.timeout });
-            }
-            Err(RuntimeError::Trap { stage, name, reason: format!("{e:#}") })
-        }
+        Err(e) => Err(classify(e, store.data().limiter.denied(), stage, &name, limits)),
     }
+}
+
+/// A trap as a precise error: the memory cap, the deadline, or the trap itself.
+fn classify(e: wasmtime::Error, memory_denied: Option<usize>, stage: Stage, name: &str, limits: CallLimits) -> RuntimeError {
+    let name = name.to_string();
+    if let Some(asked) = memory_denied {
+        return RuntimeError::Memory { stage, name, cap_mib: limits.memory >> 20, asked_mib: asked >> 20 };
+    }
+    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return RuntimeError::Deadline { stage, name, limit: limits.timeout };
+    }
+    RuntimeError::Trap { stage, name, reason: format!("{e:#}") }
 }

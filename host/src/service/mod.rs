@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::credentials::{self, ApiCredentials};
+use crate::config::manifest::{HttpRoute, Manifest};
 use crate::config::{Config, ConfigError, Template, manifest};
+use crate::runtime::http::{HttpComponent, HttpGrants};
 use crate::state::{SqliteState, StateError, StateStore};
 use crate::delivery::Delivery;
 use crate::pipeline::{Pipeline, SetupError};
@@ -91,6 +93,10 @@ pub struct State {
     pub credentials: ApiCredentials,
     /// Serializes API writes (validate, store, install).
     pub api_writes: std::sync::Mutex<()>,
+    /// The engine (also serving `[[trigger.http]]` routes).
+    pub runtime: Arc<Runtime>,
+    /// `[[trigger.http]]` routes and their prepared components.
+    pub http_routes: RwLock<Vec<(HttpRoute, HttpComponent)>>,
 }
 
 impl State {
@@ -145,7 +151,8 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     let buckets = Arc::new(Buckets::open(&config.runtime)?);
     let runtime = Arc::new(Runtime::new(buckets.clone(), Some(config.runtime.state_dir.join("cache")))?);
     let delivery = Delivery::start(store.clone(), config.runtime.delivery);
-    let pipeline = Pipeline::new(&config, runtime, delivery)?;
+    let pipeline = Pipeline::new(&config, runtime.clone(), delivery)?;
+    let routes = http_routes(&runtime, &config.manifest)?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let manifest_path = config.manifest.path.clone();
     let state = Arc::new(State {
@@ -160,6 +167,8 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
         store,
         credentials,
         api_writes: std::sync::Mutex::new(()),
+        runtime,
+        http_routes: RwLock::new(routes),
     });
     let weak = Arc::downgrade(&state);
     state.pipeline.delivery().set_resigner(Arc::new(move |json: &str| {
@@ -180,6 +189,9 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     let cancel = CancellationToken::new();
     let templates: Vec<String> =
         state.config().templates.iter().map(|t| format!("{}/{}", t.domain, t.app_name)).collect();
+    for (route, _) in state.http_routes.read().unwrap().iter() {
+        tracing::info!(route = %route.route, component = %route.component, "serving HTTP route");
+    }
     tracing::info!(
         rtmp = %rtmp_addr,
         http = %http_addr,
@@ -281,7 +293,30 @@ fn reload(path: &std::path::Path, state: &State) -> Result<usize, String> {
     let api = state.store.templates().map_err(|e| e.to_string())?;
     let config = Config::new(manifest, runtime, &api).map_err(|e| e.to_string())?;
     state.pipeline.load(&config).map_err(|e| e.to_string())?;
+    let routes = http_routes(&state.runtime, &config.manifest).map_err(|e| e.to_string())?;
     let n = config.templates.len();
+    *state.http_routes.write().unwrap() = routes;
     state.install(config);
     Ok(n)
+}
+
+/// Loads and prepares the component of every `[[trigger.http]]` route.
+fn http_routes(runtime: &Runtime, manifest: &Manifest) -> Result<Vec<(HttpRoute, HttpComponent)>, SetupError> {
+    let mut routes = Vec::new();
+    for route in &manifest.http_routes {
+        let decl = &manifest.components[&route.component];
+        let bytes = std::fs::read(&decl.source).map_err(|source| SetupError::Source {
+            name: route.component.clone(),
+            path: decl.source.clone(),
+            source,
+        })?;
+        runtime.add_component(&route.component, &bytes)?;
+        let grants = HttpGrants {
+            variables: decl.variables.clone(),
+            key_value_stores: decl.key_value_stores.clone(),
+            allowed_outbound_hosts: decl.allowed_outbound_hosts.clone(),
+        };
+        routes.push((route.clone(), runtime.prepare_http(&route.component, grants)?));
+    }
+    Ok(routes)
 }

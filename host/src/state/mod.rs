@@ -124,9 +124,21 @@ pub trait OutboxStore: Send + Sync {
 
 /// All the state a node keeps: what a shared database takes over when there
 /// are several nodes.
-pub trait StateStore: TemplateStore + OutboxStore {}
+pub trait StateStore: TemplateStore + OutboxStore + KeyValueStore {}
 
-impl<T: TemplateStore + OutboxStore> StateStore for T {}
+impl<T: TemplateStore + OutboxStore + KeyValueStore> StateStore for T {}
+
+/// Key-value stores for components (Spin's `key-value` interface).
+pub trait KeyValueStore: Send + Sync {
+    /// A value.
+    fn kv_get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, StateError>;
+    /// Sets a value.
+    fn kv_set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), StateError>;
+    /// Deletes a key (absent keys are fine).
+    fn kv_delete(&self, store: &str, key: &str) -> Result<(), StateError>;
+    /// All keys of a store.
+    fn kv_keys(&self, store: &str) -> Result<Vec<String>, StateError>;
+}
 
 /// Templates managed through the API.
 pub trait TemplateStore: Send + Sync {

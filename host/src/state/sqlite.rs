@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, ErrorCode, params};
 
-use super::{OutboxItem, OutboxStatus, OutboxStore, StateError, TemplateStore};
+use super::{KeyValueStore, OutboxItem, OutboxStatus, OutboxStore, StateError, TemplateStore};
 use crate::config::SnapshotConfig;
 
 /// Migrations in order; `PRAGMA user_version` records how many ran.
@@ -35,6 +35,13 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     CREATE INDEX outbox_due ON outbox (status, next_attempt_at);",
+    // 3: Spin key-value stores of [[trigger.http]] components.
+    "CREATE TABLE kv (
+        store TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY (store, key)
+    );",
 ];
 
 /// State in one SQLite file.
@@ -220,6 +227,37 @@ impl OutboxStore for SqliteState {
             Ok(db.query_row("SELECT COUNT(*) FROM outbox WHERE status = ?1", params![s], |r| r.get::<_, i64>(0))? as u64)
         };
         Ok((count("pending")?, count("failed")?))
+    }
+}
+
+impl KeyValueStore for SqliteState {
+    fn kv_get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare_cached("SELECT value FROM kv WHERE store = ?1 AND key = ?2")?;
+        let mut rows = q.query(params![store, key])?;
+        Ok(match rows.next()? {
+            Some(r) => Some(r.get(0)?),
+            None => None,
+        })
+    }
+
+    fn kv_set(&self, store: &str, key: &str, value: &[u8]) -> Result<(), StateError> {
+        let db = self.db.lock().unwrap();
+        db.execute("INSERT OR REPLACE INTO kv (store, key, value) VALUES (?1, ?2, ?3)", params![store, key, value])?;
+        Ok(())
+    }
+
+    fn kv_delete(&self, store: &str, key: &str) -> Result<(), StateError> {
+        let db = self.db.lock().unwrap();
+        db.execute("DELETE FROM kv WHERE store = ?1 AND key = ?2", params![store, key])?;
+        Ok(())
+    }
+
+    fn kv_keys(&self, store: &str) -> Result<Vec<String>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare("SELECT key FROM kv WHERE store = ?1 ORDER BY key")?;
+        let rows = q.query_map(params![store], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
