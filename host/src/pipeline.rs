@@ -101,7 +101,15 @@ impl Pipeline {
                             source,
                         })?;
                         self.runtime.add_component(name, &bytes)?;
+                        self.runtime.set_grants(
+                            name,
+                            crate::runtime::ComponentGrants {
+                                allowed_outbound_hosts: decl.allowed_outbound_hosts.clone(),
+                                environment: decl.environment.clone().into_iter().collect(),
+                            },
+                        );
                     }
+                    // Uploaded modules, and built-ins loaded before.
                     None if self.runtime.has_component(name) => {}
                     None => {
                         let bytes = builtin::get(name).ok_or_else(|| SetupError::Missing {

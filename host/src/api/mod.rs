@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod callbacks;
 pub mod error;
+pub mod functions;
 mod params;
 pub mod snapshot;
 
@@ -36,6 +37,11 @@ pub fn router(state: Arc<State>) -> Router {
         )
         .route("/v1/{project_id}/streams", get(streams))
         .route("/v1/{project_id}/callbacks", get(callbacks::list))
+        .route("/v1/{project_id}/functions", get(functions::list))
+        .route(
+            "/v1/{project_id}/functions/{name}",
+            get(functions::inspect).put(functions::upload).delete(functions::delete),
+        )
         .route("/v1/{project_id}/callbacks/{id}/redeliver", axum::routing::post(callbacks::redeliver))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
@@ -97,8 +103,9 @@ async fn http_trigger(AxState(state): AxState<Arc<State>>, request: Request) -> 
 /// Buffers the body (up to [`MAX_BODY`]) and checks the signature over it.
 async fn authenticate(AxState(state): AxState<Arc<State>>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return ApiError::too_large(format!("the request body is larger than {MAX_BODY} bytes")).into_response();
+    let limit = if parts.uri.path().contains("/functions/") { functions::MAX_MODULE } else { MAX_BODY };
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return ApiError::too_large(format!("the request body is larger than {limit} bytes")).into_response();
     };
     let signed = auth::SignedRequest {
         method: parts.method.as_str(),

@@ -22,6 +22,10 @@ impl Params {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
     }
 
+    pub(super) fn all(&self, key: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).filter(|v| !v.is_empty()).collect()
+    }
+
     pub(super) fn required(&self, key: &str) -> Result<String, ApiError> {
         self.get(key).ok_or_else(|| ApiError::invalid(format!("{key}: required")))
     }

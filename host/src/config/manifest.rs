@@ -56,6 +56,8 @@ pub struct ComponentDecl {
     pub key_value_stores: Vec<String>,
     /// `[component.X.variables]`, application variables substituted.
     pub variables: BTreeMap<String, String>,
+    /// Spin's `environment`: WASI environment variables.
+    pub environment: BTreeMap<String, String>,
 }
 
 /// How to build a component.
@@ -109,6 +111,8 @@ struct RawComponent {
     key_value_stores: Vec<String>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -181,6 +185,7 @@ pub fn parse(text: &str, dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Re
                 allowed_outbound_hosts: c.allowed_outbound_hosts,
                 key_value_stores: c.key_value_stores,
                 variables,
+                environment: c.environment,
             },
         );
     }

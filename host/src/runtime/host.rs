@@ -1,11 +1,16 @@
-//! What the host gives each call: a closed WASI context (no files, network,
-//! environment or arguments), the object store, and the memory limiter.
+//! What the host gives each call: a closed WASI context (no files, sockets
+//! or arguments; only the component's declared environment), outbound HTTP
+//! under its `allowed_outbound_hosts`, the object store, and the memory
+//! limiter.
 
 use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::outbound::OutboundPolicy;
 
 use super::bindings::storer::livesnap::snapshot::{object_store, types};
 use crate::storage::Buckets;
@@ -13,14 +18,40 @@ use crate::storage::Buckets;
 /// Per-call store data.
 pub struct HostState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundPolicy,
     table: ResourceTable,
     buckets: Arc<Buckets>,
     pub(super) limiter: MemoryCap,
 }
 
+/// What one component may use beyond its world's interfaces.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ComponentGrants {
+    /// Spin's `allowed_outbound_hosts`.
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Spin's `environment`: WASI environment variables.
+    pub environment: Vec<(String, String)>,
+}
+
 impl HostState {
-    pub(super) fn new(buckets: Arc<Buckets>, memory_cap: usize) -> Self {
-        Self { wasi: WasiCtx::builder().build(), table: ResourceTable::new(), buckets, limiter: MemoryCap::new(memory_cap) }
+    pub(super) fn new(buckets: Arc<Buckets>, memory_cap: usize, grants: &ComponentGrants) -> Self {
+        let mut wasi = WasiCtx::builder();
+        wasi.envs(&grants.environment);
+        Self {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: OutboundPolicy::new(grants.allowed_outbound_hosts.clone()),
+            table: ResourceTable::new(),
+            buckets,
+            limiter: MemoryCap::new(memory_cap),
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
 }
 

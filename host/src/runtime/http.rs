@@ -13,7 +13,9 @@ use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::sync::ProxyPre;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::outbound::OutboundPolicy;
 
 use super::host::MemoryCap;
 use crate::state::KeyValueStore;
@@ -59,7 +61,7 @@ impl HttpState {
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: OutboundPolicy { allowed: grants.allowed_outbound_hosts.clone() },
+            hooks: OutboundPolicy::new(grants.allowed_outbound_hosts.clone()),
             grants,
             kv,
             limiter: MemoryCap::new(memory_cap),
@@ -77,65 +79,6 @@ impl WasiHttpView for HttpState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
-}
-
-/// Outbound HTTP is denied unless the destination is allowed.
-struct OutboundPolicy {
-    allowed: Vec<String>,
-}
-
-impl WasiHttpHooks for OutboundPolicy {
-    fn send_request(
-        &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
-        options: Option<wasmtime_wasi_http::RequestOptions>,
-        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        let uri = request.uri();
-        let scheme = uri.scheme_str().unwrap_or("http").to_string();
-        let host = uri.host().unwrap_or("").to_string();
-        let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
-        if !self.allowed.iter().any(|pattern| outbound_allowed(pattern, &scheme, &host, port)) {
-            tracing::warn!(%scheme, %host, port, "outbound HTTP denied: not in allowed_outbound_hosts");
-            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
-        }
-        drop(fut);
-        Box::new(async move {
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
-        })
-    }
-}
-
-/// Spin's `allowed_outbound_hosts` matching: `scheme://host[:port]`, where
-/// scheme, host and port may be `*`, and a host may be `*.suffix`.
-pub fn outbound_allowed(pattern: &str, scheme: &str, host: &str, port: u16) -> bool {
-    let Some((p_scheme, rest)) = pattern.split_once("://") else { return false };
-    let (p_host, p_port) = match rest.trim_end_matches('/').rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || p.chars().all(|c| c.is_ascii_digit() || c == '*') => (h, Some(p)),
-        _ => (rest.trim_end_matches('/'), None),
-    };
-    let scheme_ok = p_scheme == "*" || p_scheme.eq_ignore_ascii_case(scheme);
-    let host_ok = p_host == "*"
-        || p_host.eq_ignore_ascii_case(host)
-        || p_host.strip_prefix("*.").is_some_and(|suffix| host.to_ascii_lowercase().ends_with(&format!(".{}", suffix.to_ascii_lowercase())));
-    let default_port = if scheme == "https" { 443 } else { 80 };
-    let port_ok = match p_port {
-        Some("*") => true,
-        Some(p) => p.parse::<u16>() == Ok(port),
-        None => port == default_port,
-    };
-    scheme_ok && host_ok && port_ok
 }
 
 impl variables::Host for HttpState {
@@ -271,19 +214,3 @@ impl super::Runtime {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::outbound_allowed;
-
-    #[test]
-    fn spin_allowed_outbound_hosts_syntax() {
-        assert!(outbound_allowed("https://example.com", "https", "example.com", 443));
-        assert!(!outbound_allowed("https://example.com", "http", "example.com", 80));
-        assert!(!outbound_allowed("https://example.com", "https", "evil.com", 443));
-        assert!(outbound_allowed("http://127.0.0.1:9000", "http", "127.0.0.1", 9000));
-        assert!(!outbound_allowed("http://127.0.0.1:9000", "http", "127.0.0.1", 9001));
-        assert!(outbound_allowed("*://*.example.com:*", "http", "api.example.com", 8080));
-        assert!(!outbound_allowed("*://*.example.com:*", "http", "example.org", 80));
-        assert!(outbound_allowed("https://*", "https", "anything.io", 443));
-    }
-}

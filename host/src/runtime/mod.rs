@@ -6,6 +6,7 @@ pub mod bindings;
 pub mod cache;
 mod host;
 pub mod http;
+pub mod outbound;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use bindings::encoder::EncoderPre;
 use bindings::notifier::NotifierPre;
 use bindings::storer::{Storer, StorerPre};
 use bindings::types;
+pub use host::ComponentGrants;
 use host::HostState;
 
 use crate::storage::Buckets;
@@ -137,6 +139,19 @@ impl RuntimeError {
     }
 }
 
+/// What [`Runtime::inspect`] found.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// Stages whose world the component fits.
+    pub fits: Vec<Stage>,
+    /// The others, with the mismatch.
+    pub misfits: Vec<(Stage, String)>,
+    /// Import names.
+    pub imports: Vec<String>,
+    /// Export names.
+    pub exports: Vec<String>,
+}
+
 /// Per-call limits.
 #[derive(Clone, Copy, Debug)]
 pub struct CallLimits {
@@ -166,6 +181,7 @@ pub struct Runtime {
     buckets: Arc<Buckets>,
     /// Compiled components with the SHA-256 of their bytes.
     components: Mutex<HashMap<String, ([u8; 32], Component)>>,
+    grants: Mutex<HashMap<String, ComponentGrants>>,
     prepared: Mutex<HashMap<(String, Stage), Prepared>>,
 }
 
@@ -199,6 +215,7 @@ impl Runtime {
             .expect("spawning the epoch thread");
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(RuntimeError::Engine)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(RuntimeError::Engine)?;
         Storer::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s).map_err(RuntimeError::Engine)?;
         let mut http_linker = Linker::new(&engine);
         http::add_to_linker(&mut http_linker).map_err(RuntimeError::Engine)?;
@@ -209,6 +226,7 @@ impl Runtime {
             cache_dir,
             buckets,
             components: Mutex::default(),
+            grants: Mutex::default(),
             prepared: Mutex::default(),
         })
     }
@@ -226,6 +244,53 @@ impl Runtime {
         self.components.lock().unwrap().insert(name.into(), (digest, component));
         self.prepared.lock().unwrap().retain(|(n, _), _| n != name);
         Ok(())
+    }
+
+    /// Sets what a component may use (outbound hosts, environment).
+    pub fn set_grants(&self, name: &str, grants: ComponentGrants) {
+        self.grants.lock().unwrap().insert(name.into(), grants);
+    }
+
+    /// Removes a component.
+    pub fn remove_component(&self, name: &str) {
+        self.components.lock().unwrap().remove(name);
+        self.grants.lock().unwrap().remove(name);
+        self.prepared.lock().unwrap().retain(|(n, _), _| n != name);
+    }
+
+    /// The SHA-256 of a loaded component's bytes.
+    pub fn digest(&self, name: &str) -> Option<[u8; 32]> {
+        self.components.lock().unwrap().get(name).map(|(d, _)| *d)
+    }
+
+    /// Compiles `bytes` (through the cache) and reports the stages whose
+    /// world it fits, with why it does not fit the others, and its imports
+    /// and exports.
+    pub fn inspect(&self, bytes: &[u8]) -> Result<Inspection, String> {
+        let component = cache::compile(&self.engine, bytes, self.cache_dir.as_deref()).map_err(|e| format!("{e:#}"))?;
+        let ty = component.component_type();
+        let imports = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let exports = ty.exports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        let mut fits = Vec::new();
+        let mut misfits = Vec::new();
+        for stage in [Stage::Encode, Stage::Store, Stage::Notify, Stage::Http] {
+            let check = match stage {
+                Stage::Http => self
+                    .http_linker
+                    .instantiate_pre(&component)
+                    .and_then(|pre| wasmtime_wasi_http::p2::bindings::sync::ProxyPre::new(pre).map(|_| ())),
+                _ => self.linker.instantiate_pre(&component).and_then(|pre| match stage {
+                    Stage::Encode => EncoderPre::new(pre).map(|_| ()),
+                    Stage::Store => StorerPre::new(pre).map(|_| ()),
+                    _ => NotifierPre::new(pre).map(|_| ()),
+                }),
+            };
+            match check {
+                Ok(()) => fits.push(stage),
+                Err(e) => misfits.push((stage, format!("{e:#}"))),
+            }
+        }
+        Ok(Inspection { fits, misfits, imports, exports })
     }
 
     /// Whether a component of that name is loaded.
@@ -274,8 +339,9 @@ impl Runtime {
         Ok(http::HttpComponent { name: name.into(), pre, grants: Arc::new(grants) })
     }
 
-    fn store(&self, limits: CallLimits) -> Store<HostState> {
-        let mut store = Store::new(&self.engine, HostState::new(self.buckets.clone(), limits.memory));
+    fn store(&self, name: &str, limits: CallLimits) -> Store<HostState> {
+        let grants = self.grants.lock().unwrap().get(name).cloned().unwrap_or_default();
+        let mut store = Store::new(&self.engine, HostState::new(self.buckets.clone(), limits.memory, &grants));
         store.limiter(|s| &mut s.limiter);
         let ticks = limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64 + 1;
         store.set_epoch_deadline(ticks);
@@ -292,7 +358,7 @@ impl Runtime {
         limits: CallLimits,
     ) -> Result<types::Image, RuntimeError> {
         let Prepared::Encode(pre) = self.prepare(name, Stage::Encode)? else { unreachable!() };
-        let mut store = self.store(limits);
+        let mut store = self.store(name, limits);
         let result = pre.instantiate(&mut store).and_then(|f| f.call_encode(&mut store, &frame, quality));
         finish(result, &store, Stage::Encode, name, limits)
     }
@@ -308,7 +374,7 @@ impl Runtime {
         limits: CallLimits,
     ) -> Result<types::StoredObject, RuntimeError> {
         let Prepared::Store(pre) = self.prepare(name, Stage::Store)? else { unreachable!() };
-        let mut store = self.store(limits);
+        let mut store = self.store(name, limits);
         let result =
             pre.instantiate(&mut store).and_then(|f| f.call_store(&mut store, id, template, image, captured_at));
         finish(result, &store, Stage::Store, name, limits)
@@ -324,7 +390,7 @@ impl Runtime {
         limits: CallLimits,
     ) -> Result<Option<types::CallbackRequest>, RuntimeError> {
         let Prepared::Notify(pre) = self.prepare(name, Stage::Notify)? else { unreachable!() };
-        let mut store = self.store(limits);
+        let mut store = self.store(name, limits);
         let result = pre.instantiate(&mut store).and_then(|f| f.call_notify(&mut store, snapshot, template, now));
         finish(result, &store, Stage::Notify, name, limits)
     }

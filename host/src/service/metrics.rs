@@ -36,6 +36,11 @@ impl Metrics {
         *self.component_errors.lock().unwrap().entry((stage.into(), component.into(), kind.into())).or_default() += 1;
     }
 
+    /// Failed calls of one component, all stages and kinds.
+    pub fn component_failures(&self, component: &str) -> u64 {
+        self.component_errors.lock().unwrap().iter().filter(|((_, c, _), _)| c == component).map(|(_, n)| n).sum()
+    }
+
     /// Records one snapshot's processing time.
     pub fn observe_latency(&self, d: Duration) {
         let secs = d.as_secs_f64();

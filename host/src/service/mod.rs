@@ -150,6 +150,14 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
 
     let buckets = Arc::new(Buckets::open(&config.runtime)?);
     let runtime = Arc::new(Runtime::new(buckets.clone(), Some(config.runtime.state_dir.join("cache")))?);
+    for m in store.modules()? {
+        runtime.add_component(&m.name, &m.bytes)?;
+        runtime.set_grants(
+            &m.name,
+            crate::runtime::ComponentGrants { allowed_outbound_hosts: m.allowed_outbound_hosts, environment: m.environment },
+        );
+        tracing::info!(module = %m.name, sha256 = %m.sha256, "tenant module loaded");
+    }
     let delivery = Delivery::start(store.clone(), config.runtime.delivery);
     let pipeline = Pipeline::new(&config, runtime.clone(), delivery)?;
     let routes = http_routes(&runtime, &config.manifest)?;

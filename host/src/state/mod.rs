@@ -124,9 +124,36 @@ pub trait OutboxStore: Send + Sync {
 
 /// All the state a node keeps: what a shared database takes over when there
 /// are several nodes.
-pub trait StateStore: TemplateStore + OutboxStore + KeyValueStore {}
+pub trait StateStore: TemplateStore + OutboxStore + KeyValueStore + ModuleStore {}
 
-impl<T: TemplateStore + OutboxStore + KeyValueStore> StateStore for T {}
+impl<T: TemplateStore + OutboxStore + KeyValueStore + ModuleStore> StateStore for T {}
+
+/// A tenant module uploaded through the API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleRecord {
+    /// Its name (what templates' `functions` use).
+    pub name: String,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// The component.
+    pub bytes: Vec<u8>,
+    /// Spin's `allowed_outbound_hosts`.
+    pub allowed_outbound_hosts: Vec<String>,
+    /// WASI environment variables.
+    pub environment: Vec<(String, String)>,
+    /// Unix seconds.
+    pub uploaded_at: i64,
+}
+
+/// Uploaded tenant modules.
+pub trait ModuleStore: Send + Sync {
+    /// Adds or replaces a module; true if it replaced one.
+    fn put_module(&self, module: &ModuleRecord) -> Result<bool, StateError>;
+    /// Every module, by name.
+    fn modules(&self) -> Result<Vec<ModuleRecord>, StateError>;
+    /// Deletes a module; false if there was none.
+    fn delete_module(&self, name: &str) -> Result<bool, StateError>;
+}
 
 /// Key-value stores for components (Spin's `key-value` interface).
 pub trait KeyValueStore: Send + Sync {

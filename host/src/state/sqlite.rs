@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, ErrorCode, params};
 
-use super::{KeyValueStore, OutboxItem, OutboxStatus, OutboxStore, StateError, TemplateStore};
+use super::{KeyValueStore, ModuleRecord, ModuleStore, OutboxItem, OutboxStatus, OutboxStore, StateError, TemplateStore};
 use crate::config::SnapshotConfig;
 
 /// Migrations in order; `PRAGMA user_version` records how many ran.
@@ -41,6 +41,15 @@ const MIGRATIONS: &[&str] = &[
         key TEXT NOT NULL,
         value BLOB NOT NULL,
         PRIMARY KEY (store, key)
+    );",
+    // 4: tenant modules uploaded through the API.
+    "CREATE TABLE modules (
+        name TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        bytes BLOB NOT NULL,
+        allowed_outbound_hosts TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        uploaded_at INTEGER NOT NULL
     );",
 ];
 
@@ -227,6 +236,48 @@ impl OutboxStore for SqliteState {
             Ok(db.query_row("SELECT COUNT(*) FROM outbox WHERE status = ?1", params![s], |r| r.get::<_, i64>(0))? as u64)
         };
         Ok((count("pending")?, count("failed")?))
+    }
+}
+
+impl ModuleStore for SqliteState {
+    fn put_module(&self, m: &ModuleRecord) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        let existed: bool = db.query_row("SELECT COUNT(*) FROM modules WHERE name = ?1", params![m.name], |r| r.get::<_, i64>(0))? > 0;
+        db.execute(
+            "INSERT OR REPLACE INTO modules (name, sha256, bytes, allowed_outbound_hosts, environment, uploaded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                m.name,
+                m.sha256,
+                m.bytes,
+                serde_json::to_string(&m.allowed_outbound_hosts).unwrap(),
+                serde_json::to_string(&m.environment).unwrap(),
+                now()
+            ],
+        )?;
+        Ok(existed)
+    }
+
+    fn modules(&self) -> Result<Vec<ModuleRecord>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare("SELECT name, sha256, bytes, allowed_outbound_hosts, environment, uploaded_at FROM modules ORDER BY name")?;
+        let rows = q.query_map([], |r| {
+            let hosts: String = r.get(3)?;
+            let env: String = r.get(4)?;
+            Ok(ModuleRecord {
+                name: r.get(0)?,
+                sha256: r.get(1)?,
+                bytes: r.get(2)?,
+                allowed_outbound_hosts: serde_json::from_str(&hosts).unwrap_or_default(),
+                environment: serde_json::from_str(&env).unwrap_or_default(),
+                uploaded_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn delete_module(&self, name: &str) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        Ok(db.execute("DELETE FROM modules WHERE name = ?1", params![name])? > 0)
     }
 }
 
