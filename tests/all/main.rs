@@ -14,3 +14,4 @@ mod outbox;
 mod parsers;
 mod receiver;
 mod s3;
+mod tenants;
