@@ -28,6 +28,8 @@ enum Command {
     Keygen,
     /// Check a callback body's auth_sign and expiry.
     Verify(cli::verify::VerifyArgs),
+    /// Measure the JPEG encoder in WebAssembly against native, and instantiation (scripts/bench).
+    BenchEncode(cli::bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Build(args) => cli::build::run(args),
         Command::Keygen => cli::keygen(),
         Command::Verify(args) => cli::verify::run(args),
+        Command::BenchEncode(args) => cli::bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -107,7 +107,24 @@ impl StreamSession {
         self.clock.retry(take);
     }
 
+    // The IDR, the pictures later ones may reference, and the wanted one:
+    // pictures no other picture references (nal_ref_idc 0, e.g. B-frames
+    // from x264) are not decoded unless they are the snapshot.
     fn job(&self, take: Take) -> DecodeJob {
-        DecodeJob { take, parameter_sets: self.parameter_sets.clone(), units: self.gop[..=take.gop_index].to_vec() }
+        let last = take.gop_index;
+        let units = self.gop[..=last]
+            .iter()
+            .enumerate()
+            .filter(|(i, u)| *i == 0 || *i == last || is_reference(u))
+            .map(|(_, u)| u.clone())
+            .collect();
+        DecodeJob { take, parameter_sets: self.parameter_sets.clone(), units }
     }
+}
+
+/// Whether any slice of the picture may be referenced (nal_ref_idc > 0).
+fn is_reference(unit: &AccessUnit) -> bool {
+    crate::ingest::h264::split_annexb(&unit.data)
+        .filter(|nal| matches!(crate::ingest::h264::nal_type(nal), Some(1 | 5)))
+        .any(|nal| nal[0] & 0x60 != 0)
 }

@@ -66,8 +66,10 @@ impl ImageBuffer for Yuv420<'_> {
         for (plane, buffer) in [(self.u, 1), (self.v, 2)] {
             let line = &plane[c..c + self.chroma_width];
             let out = &mut buffers[buffer];
-            for x in 0..w {
-                out.push(line[x / 2]);
+            let start = out.len();
+            out.resize(start + w, 0);
+            for (pair, &sample) in out[start..].chunks_mut(2).zip(line) {
+                pair.fill(sample);
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The verbs of the command line.
 
+pub mod bench;
 pub mod build;
 pub mod capture;
 pub mod up;

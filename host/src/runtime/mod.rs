@@ -349,6 +349,19 @@ impl Runtime {
         store
     }
 
+    /// Average time to instantiate a prepared encoder in a fresh store (for
+    /// `livesnap bench-encode`).
+    pub fn time_instantiate(&self, name: &str, iterations: u32) -> Result<Duration, RuntimeError> {
+        let Prepared::Encode(pre) = self.prepare(name, Stage::Encode)? else { unreachable!() };
+        let limits = CallLimits { timeout: Duration::from_secs(10), memory: 256 << 20 };
+        let start = std::time::Instant::now();
+        for _ in 0..iterations {
+            let mut store = self.store(name, limits);
+            pre.instantiate(&mut store).map_err(|e| RuntimeError::Trap { stage: Stage::Encode, name: name.into(), reason: e.to_string() })?;
+        }
+        Ok(start.elapsed() / iterations.max(1))
+    }
+
     /// Runs an encoder.
     pub fn encode(
         &self,
