@@ -1,0 +1,182 @@
+//! livesnap-loadgen: many RTMP publishers in one process, each replaying a
+//! pre-encoded FLV in real time, plus an HTTP listener that receives the
+//! callbacks and measures how late each snapshot arrived (scripts/load.py).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use livesnap::ingest::rtmp::amf0::{self, Value as Amf, object, string};
+use livesnap::ingest::rtmp::chunk::{Message, encode_message};
+
+/// Replays an FLV to many RTMP streams at once and measures callbacks.
+#[derive(Parser)]
+struct Args {
+    /// RTMP address of the service.
+    #[arg(long, default_value = "127.0.0.1:1935")]
+    rtmp: SocketAddr,
+    /// Domain (tcUrl host) and app to publish to.
+    #[arg(long, default_value = "localhost")]
+    domain: String,
+    /// Application.
+    #[arg(long, default_value = "live")]
+    app: String,
+    /// The FLV to replay (looped).
+    #[arg(long)]
+    flv: PathBuf,
+    /// Publishers.
+    #[arg(long)]
+    streams: usize,
+    /// Seconds to publish.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Where to receive callbacks.
+    #[arg(long, default_value = "127.0.0.1:9900")]
+    listen: SocketAddr,
+    /// A snapshot is on time if its callback arrives within this many ms of the picture's time (one GOP).
+    #[arg(long, default_value_t = 2000)]
+    on_time_ms: u64,
+    /// Stream name prefix (distinct per ramp step).
+    #[arg(long, default_value = "load")]
+    prefix: String,
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let tags = Arc::new(video_tags(&args.flv)?);
+    if tags.is_empty() {
+        bail!("{} has no video tags", args.flv.display());
+    }
+    let latencies: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind(args.listen).await.context("binding the callback listener")?;
+    let lat = latencies.clone();
+    let app = axum::Router::new().route(
+        "/callback",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let lat = lat.clone();
+            async move {
+                let now = now_ms();
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    let object = v["obs_addr"]["object"].as_str().unwrap_or_default();
+                    // Objects are named {...}/{stream}/{unix_time_milli}.jpg: the picture's time.
+                    let at: i64 = object.rsplit('/').next().unwrap_or("").trim_end_matches(".jpg").parse().unwrap_or(0);
+                    let stream = v["stream_name"].as_str().unwrap_or("").to_string();
+                    lat.lock().unwrap().push((stream, now - at));
+                }
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for i in 0..args.streams {
+        let (tags, a) = (tags.clone(), (args.rtmp, args.domain.clone(), args.app.clone(), format!("{}{i}", args.prefix)));
+        tasks.push(tokio::spawn(async move { publish(a.0, &a.1, &a.2, &a.3, &tags, deadline).await }));
+        // Spread connection starts over the first second.
+        tokio::time::sleep(Duration::from_millis(1000 / args.streams.max(1) as u64)).await;
+    }
+    let mut failed = 0;
+    for t in tasks {
+        if !matches!(t.await, Ok(Ok(()))) {
+            failed += 1;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await; // callbacks of the last snapshots
+    let all = latencies.lock().unwrap().clone();
+    let mut lat: Vec<i64> = Vec::new();
+    let mut per_stream: HashMap<String, usize> = HashMap::new();
+    for (stream, l) in &all {
+        *per_stream.entry(stream.clone()).or_default() += 1;
+        lat.push(*l);
+    }
+    lat.sort();
+    let pct = |p: f64| lat.get(((lat.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0);
+    let on_time = lat.iter().filter(|l| **l <= args.on_time_ms as i64).count();
+    let expected = args.streams as u64 * args.seconds.div_ceil(5);
+    println!(
+        "{}",
+        json!({"streams": args.streams, "publishers_failed": failed, "callbacks": lat.len(), "expected_about": expected,
+               "streams_with_callbacks": per_stream.len(),
+               "on_time_fraction": if lat.is_empty() { 0.0 } else { on_time as f64 / lat.len() as f64 },
+               "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": lat.last().copied().unwrap_or(0)})
+    );
+    Ok(())
+}
+
+/// (timestamp ms, tag body) of every video tag.
+fn video_tags(path: &PathBuf) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
+    let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut pos = 13;
+    let mut out = Vec::new();
+    while pos + 11 <= data.len() {
+        let size = u32::from_be_bytes([0, data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
+        let ts = u32::from_be_bytes([data[pos + 7], data[pos + 4], data[pos + 5], data[pos + 6]]);
+        if pos + 11 + size > data.len() {
+            break;
+        }
+        if data[pos] == 9 {
+            out.push((ts, data[pos + 11..pos + 11 + size].to_vec()));
+        }
+        pos += 11 + size + 4;
+    }
+    Ok(out)
+}
+
+async fn publish(addr: SocketAddr, domain: &str, app: &str, name: &str, tags: &[(u32, Vec<u8>)], until: Instant) -> anyhow::Result<()> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let mut c0c1 = vec![3u8];
+    c0c1.extend(std::iter::repeat_n(0u8, 1536));
+    s.write_all(&c0c1).await?;
+    let mut s0s1s2 = vec![0u8; 1 + 2 * 1536];
+    s.read_exact(&mut s0s1s2).await?;
+    s.write_all(&s0s1s2[1..1537]).await?;
+    let (mut rd, mut wr) = s.into_split();
+    tokio::spawn(async move {
+        let mut sink = vec![0u8; 16 * 1024];
+        while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+    });
+    const CHUNK: usize = 60_000;
+    let msg = |csid, type_id, stream_id, timestamp, payload| encode_message(if type_id == 1 { 128 } else { CHUNK }, &Message { csid, timestamp, type_id, stream_id, payload });
+    let cmd = |stream_id: u32, v: &[Amf]| msg(3, 20, stream_id, 0, amf0::encode(v));
+    let mut out = msg(2, 1, 0, 0, (CHUNK as u32).to_be_bytes().to_vec());
+    out.extend(cmd(0, &[string("connect"), Amf::Number(1.0), object(&[("app", string(app)), ("tcUrl", string(&format!("rtmp://{domain}/{app}")))])]));
+    out.extend(cmd(0, &[string("createStream"), Amf::Number(2.0), Amf::Null]));
+    out.extend(cmd(1, &[string("publish"), Amf::Number(3.0), Amf::Null, string(name), string("live")]));
+    wr.write_all(&out).await?;
+    let length = tags.last().map_or(0, |t| t.0) + 33;
+    let start = Instant::now();
+    let mut lap = 0u32;
+    loop {
+        for (ts, body) in tags {
+            // After the first lap, the sequence header is not resent.
+            if lap > 0 && body.get(1) == Some(&0) {
+                continue;
+            }
+            let t = lap * length + ts;
+            let at = start + Duration::from_millis(u64::from(t));
+            if at >= until {
+                return Ok(());
+            }
+            tokio::time::sleep_until(at.into()).await;
+            wr.write_all(&msg(6, 9, 1, t, body.clone())).await?;
+        }
+        lap += 1;
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
