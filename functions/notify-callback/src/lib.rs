@@ -1,9 +1,7 @@
 //! The default notifier: Huawei Live's snapshot callback, signed with
 //! HMAC-SHA256 when the template has an auth key.
 
-use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::Sha256;
 
 wit_bindgen::generate!({ path: "../wit", world: "notifier" });
 
@@ -45,24 +43,20 @@ pub fn callback_body(s: &Snapshot, t: &Template, now: u64) -> String {
     body.to_string()
 }
 
-/// hex(HMAC-SHA256(key, domain + app + stream + url + width + height + bucket + location + object + expires)).
+/// auth_sign over the snapshot's fields and the expiry.
 pub fn sign(key: &str, s: &Snapshot, expires: u64) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("hmac takes any key length");
-    for part in [
-        s.id.domain.as_str(),
-        &s.id.app,
-        &s.id.stream,
-        &s.stored.url,
-        &s.image_width.to_string(),
-        &s.image_height.to_string(),
-        &s.stored.bucket,
-        &s.stored.location,
-        &s.stored.object,
-        &expires.to_string(),
-    ] {
-        mac.update(part.as_bytes());
-    }
-    hex::encode(mac.finalize().into_bytes())
+    let fields = [
+        s.id.domain.clone(),
+        s.id.app.clone(),
+        s.id.stream.clone(),
+        s.stored.url.clone(),
+        s.image_width.to_string(),
+        s.image_height.to_string(),
+        s.stored.bucket.clone(),
+        s.stored.location.clone(),
+        s.stored.object.clone(),
+    ];
+    callback_sign::sign(key, &fields, expires)
 }
 
 #[cfg(test)]
