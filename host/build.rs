@@ -19,10 +19,9 @@ fn main() {
         .env("CARGO_TARGET_DIR", &target);
     // Settings meant for the host build must not leak into the guests'.
     for (key, _) in std::env::vars() {
-        if key.starts_with("CARGO_") && key != "CARGO_HOME" || key == "RUSTFLAGS" || key == "RUSTC_WRAPPER" {
-            if key != "CARGO_TARGET_DIR" {
-                cargo.env_remove(&key);
-            }
+        let cargo_setting = key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR";
+        if cargo_setting || key == "RUSTFLAGS" || key == "RUSTC_WRAPPER" {
+            cargo.env_remove(&key);
         }
     }
     let status = cargo.status().expect("running cargo for the functions");

@@ -102,7 +102,7 @@ impl CaptureClock {
         let want_keyframe = match self.mode {
             SnapshotMode::Keyframe => true,
             SnapshotMode::NoKeyframe => false,
-            SnapshotMode::Random => self.taken % 2 == 0,
+            SnapshotMode::Random => self.taken.is_multiple_of(2),
         };
         if want_keyframe {
             if idr {

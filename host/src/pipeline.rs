@@ -181,7 +181,7 @@ impl Pipeline {
 
     /// Asks the notifier again for a retry of a callback, so a signed body
     /// gets a fresh `auth_timestamp` and a signature that matches it.
-    pub fn resign(&self, t: &Template, resign: &str) -> Option<(String, Vec<(String, String)>, Vec<u8>)> {
+    pub fn resign(&self, t: &Template, resign: &str) -> Option<crate::delivery::Resigned> {
         let info: ResignInfo = serde_json::from_str(resign).ok()?;
         let snapshot = info.snapshot();
         let limits = CallLimits { timeout: t.function_timeout, memory: t.function_memory };

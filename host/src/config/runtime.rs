@@ -85,7 +85,7 @@ pub enum Backend {
         path: PathBuf,
     },
     /// An S3-compatible service.
-    S3(crate::storage::s3::S3Settings),
+    S3(Box<crate::storage::s3::S3Settings>),
 }
 
 #[derive(Deserialize, Default)]
@@ -180,7 +180,7 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
         }
         let backend = match b.backend.as_str() {
             "fs" => Backend::Fs { path: base.join(b.path.clone().unwrap_or_else(|| format!(".livesnap/{}", b.name))) },
-            "s3" => Backend::S3(s3_settings(&b, &location, base)?),
+            "s3" => Backend::S3(Box::new(s3_settings(&b, &location, base)?)),
             other => {
                 return Err(ConfigError::Invalid(format!("bucket '{}': backend '{other}' is not supported (fs, s3)", b.name)));
             }

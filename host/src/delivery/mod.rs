@@ -33,9 +33,12 @@ pub struct Callback {
     pub resign: Option<String>,
 }
 
-/// A fresh (url, headers, body) for a retry, so a signed body's fields stay
+/// A rebuilt request: (url, headers, body).
+pub type Resigned = (String, Vec<(String, String)>, Vec<u8>);
+
+/// Rebuilds a request for a retry, so a signed body's fields stay
 /// consistent with its new `auth_timestamp`.
-pub type Resigner = Arc<dyn Fn(&str) -> Option<(String, Vec<(String, String)>, Vec<u8>)> + Send + Sync>;
+pub type Resigner = Arc<dyn Fn(&str) -> Option<Resigned> + Send + Sync>;
 
 /// Delivery settings (`[delivery]` in the runtime config).
 #[derive(Clone, Copy, Debug)]

@@ -263,11 +263,6 @@ impl Runtime {
         self.prepared.lock().unwrap().retain(|(n, _), _| n != name);
     }
 
-    /// The SHA-256 of a loaded component's bytes.
-    pub fn digest(&self, name: &str) -> Option<[u8; 32]> {
-        self.components.lock().unwrap().get(name).map(|(d, _)| *d)
-    }
-
     /// Compiles `bytes` (through the cache) and reports the stages whose
     /// world it fits, with why it does not fit the others, and its imports
     /// and exports.
@@ -303,19 +298,18 @@ impl Runtime {
         self.components.lock().unwrap().contains_key(name)
     }
 
+    fn component(&self, name: &str) -> Result<Component, RuntimeError> {
+        let components = self.components.lock().unwrap();
+        components.get(name).map(|(_, c)| c.clone()).ok_or_else(|| RuntimeError::UnknownComponent(name.into()))
+    }
+
     /// Pre-instantiates `name` for `stage`, checking it has the stage's world.
     pub fn prepare(&self, name: &str, stage: Stage) -> Result<Prepared, RuntimeError> {
         let key = (name.to_string(), stage);
         if let Some(p) = self.prepared.lock().unwrap().get(&key) {
             return Ok(p.clone());
         }
-        let component = self
-            .components
-            .lock()
-            .unwrap()
-            .get(name)
-            .map(|(_, c)| c.clone())
-            .ok_or_else(|| RuntimeError::UnknownComponent(name.into()))?;
+        let component = self.component(name)?;
         let wrong = |source| RuntimeError::WrongWorld { name: name.into(), stage, source };
         let pre = self.linker.instantiate_pre(&component).map_err(wrong)?;
         let prepared = match stage {
@@ -331,13 +325,7 @@ impl Runtime {
     /// Pre-instantiates an HTTP component, checking it exports
     /// `wasi:http/incoming-handler` and imports only what the host provides.
     pub fn prepare_http(&self, name: &str, grants: http::HttpGrants) -> Result<http::HttpComponent, RuntimeError> {
-        let component = self
-            .components
-            .lock()
-            .unwrap()
-            .get(name)
-            .map(|(_, c)| c.clone())
-            .ok_or_else(|| RuntimeError::UnknownComponent(name.into()))?;
+        let component = self.component(name)?;
         let wrong = |source| RuntimeError::WrongWorld { name: name.into(), stage: Stage::Http, source };
         let pre = self.http_linker.instantiate_pre(&component).map_err(wrong)?;
         let pre = wasmtime_wasi_http::p2::bindings::sync::ProxyPre::new(pre).map_err(wrong)?;

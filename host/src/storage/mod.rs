@@ -71,17 +71,13 @@ impl Buckets {
         for b in &config.buckets {
             let bucket: Box<dyn Bucket> = match &b.backend {
                 Backend::Fs { path } => Box::new(fs::FsBucket::new(&b.name, &b.location, path, &config.public_url())),
-                Backend::S3(settings) => Box::new(s3::S3Bucket::new(settings.clone()).map_err(StorageError::Config)?),
+                Backend::S3(settings) => Box::new(s3::S3Bucket::new((**settings).clone()).map_err(StorageError::Config)?),
             };
             buckets.insert(b.name.clone(), bucket);
         }
         Ok(Self { buckets })
     }
 
-    /// Whether `bucket` is served from the local filesystem (by `/obs/`).
-    pub fn is_local(&self, config: &RuntimeConfig, bucket: &str) -> bool {
-        config.buckets.iter().any(|b| b.name == bucket && matches!(b.backend, Backend::Fs { .. }))
-    }
 
     /// Writes into an authorized bucket; the key is checked first.
     pub fn put(&self, bucket: &str, key: &str, content_type: &str, data: &[u8]) -> Result<StoredObject, StorageError> {
