@@ -9,28 +9,13 @@ use serde_json::{Value, json};
 use crate::service::*;
 use crate::support::*;
 
-/// Project id and keys from the file `up` generates on first start.
-struct Creds {
-    project: String,
-    ak: String,
-    sk: String,
-    token: String,
-}
-
-fn creds(dir: &Path) -> Creds {
-    let text = std::fs::read_to_string(dir.join(".livesnap/api-credentials.toml")).unwrap();
-    let t: toml::Table = toml::from_str(&text).unwrap();
-    let s = |k: &str| t[k].as_str().unwrap().to_string();
-    Creds { project: s("project_id"), ak: s("access_key"), sk: s("secret_key"), token: s("token") }
-}
-
 /// One call through Huawei's SDK (tests/sdk/live_api.py).
-fn sdk(service: &Service, c: &Creds, args: &[&str]) -> Value {
+fn sdk(service: &Service, c: &Api, args: &[&str]) -> Value {
     let python = std::env::var("LIVESNAP_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sdk/live_api.py");
     let out = Command::new(&python)
         .arg(script)
-        .args([&service.http, &c.ak, &c.sk, &c.project])
+        .args([&service.http, &c.access_key, &c.secret_key, &c.project])
         .args(args)
         .output()
         .expect("python for the Huawei SDK (scripts/setup --test installs it)");
@@ -38,23 +23,6 @@ fn sdk(service: &Service, c: &Creds, args: &[&str]) -> Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
         panic!("the SDK script failed (is huaweicloudsdklive installed? run scripts/setup --test):\n{stdout}\n{}", stderr(&out))
     })
-}
-
-/// Raw HTTP with X-Auth-Token: (status, JSON body).
-fn raw(http: &str, c: &Creds, method: &str, path_and_query: &str, body: Option<&[u8]>) -> (u16, Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let url = format!("{http}/v1/{}{path_and_query}", c.project);
-    let response = match (method, body) {
-        ("GET", _) => agent.get(&url).header("X-Auth-Token", &c.token).call(),
-        ("DELETE", _) => agent.delete(&url).header("X-Auth-Token", &c.token).call(),
-        ("POST", b) => agent.post(&url).header("X-Auth-Token", &c.token).header("content-type", "application/json").send(b.unwrap_or_default()),
-        ("PUT", b) => agent.put(&url).header("X-Auth-Token", &c.token).header("content-type", "application/json").send(b.unwrap_or_default()),
-        _ => unreachable!(),
-    };
-    let mut r = response.unwrap();
-    let status = r.status().as_u16();
-    let text = r.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
 fn manifest(dir: &Path, callback: &str) {
@@ -88,7 +56,7 @@ fn huawei_sdk_create_list_modify_delete_and_restart() {
     let listener = Listener::start(vec![]);
     manifest(dir.path(), &listener.url);
     let mut service = Service::start(dir.path(), &[]);
-    let c = creds(dir.path());
+    let c = service.api();
     let template = |interval: u32| {
         json!({"domain": "127.0.0.1", "app_name": "live", "time_interval": interval, "object_write_mode": 0,
                "obs_location": {"bucket": "snapshots", "location": "local", "object": "snapshot"},
@@ -155,7 +123,7 @@ fn huawei_sdk_create_list_modify_delete_and_restart() {
 fn every_invalid_value_is_refused_with_its_field_and_nothing_is_stored() {
     let dir = tempdir();
     let service = Service::start(dir.path(), &[]);
-    let c = creds(dir.path());
+    let c = service.api();
     let valid = json!({"domain": "127.0.0.1", "app_name": "t", "time_interval": 5,
                        "obs_location": {"bucket": "snapshots", "location": "local"}});
     let with = |path: &[&str], v: Value| {
@@ -205,13 +173,13 @@ fn every_invalid_value_is_refused_with_its_field_and_nothing_is_stored() {
         (format!("{{\"domain\":\"{}\"}}", "x".repeat(100_000)), 413, "larger than"),
     ];
     for (body, status, needle) in &cases {
-        let (got, answer) = raw(&service.http, &c, "POST", "/stream/snapshot", Some(body.as_bytes()));
+        let (got, answer) = c.call("POST", "/stream/snapshot", Some(body.as_bytes()));
         assert_eq!(got, *status, "{}: {answer}", &body[..body.len().min(200)]);
         let code = if *status == 413 { "LIVE.100011006" } else { "LIVE.100011001" };
         assert_eq!(answer["error_code"], code, "{answer}");
         assert!(answer["error_msg"].as_str().unwrap().contains(needle), "{needle:?} not in {answer}");
     }
-    let (status, list) = raw(&service.http, &c, "GET", "/stream/snapshot?domain=127.0.0.1", None);
+    let (status, list) = c.call("GET", "/stream/snapshot?domain=127.0.0.1", None);
     assert_eq!(status, 200);
     assert_eq!(list["total"], 1, "only the manifest's template; nothing invalid was stored: {list}");
 
@@ -222,19 +190,19 @@ fn every_invalid_value_is_refused_with_its_field_and_nothing_is_stored() {
         ("?domain=127.0.0.1&limit=abc", "limit: 'abc' is not an integer"),
         ("?domain=127.0.0.1&offset=-1", "offset: must be at least 0"),
     ] {
-        let (status, answer) = raw(&service.http, &c, "GET", &format!("/stream/snapshot{query}"), None);
+        let (status, answer) = c.call("GET", &format!("/stream/snapshot{query}"), None);
         assert_eq!(status, 400, "{query}: {answer}");
         assert!(answer["error_msg"].as_str().unwrap().contains(needle), "{query}: {answer}");
     }
-    let (status, answer) = raw(&service.http, &c, "DELETE", "/stream/snapshot?domain=127.0.0.1", None);
+    let (status, answer) = c.call("DELETE", "/stream/snapshot?domain=127.0.0.1", None);
     assert_eq!((status, answer["error_msg"].as_str()), (400, Some("app_name: required")));
-    let (status, _) = raw(&service.http, &c, "PUT", "/stream/snapshot", Some(valid.to_string().as_bytes()));
+    let (status, _) = c.call("PUT", "/stream/snapshot", Some(valid.to_string().as_bytes()));
     assert_eq!(status, 404, "modify of a template that does not exist");
     let manifest_one = json!({"domain": "127.0.0.1", "app_name": "live", "time_interval": 9,
                               "obs_location": {"bucket": "snapshots", "location": "local"}});
-    let (status, answer) = raw(&service.http, &c, "PUT", "/stream/snapshot", Some(manifest_one.to_string().as_bytes()));
+    let (status, answer) = c.call("PUT", "/stream/snapshot", Some(manifest_one.to_string().as_bytes()));
     assert_eq!((status, answer["error_code"].as_str()), (403, Some("LIVE.100011003")), "{answer}");
-    let (status, _) = raw(&service.http, &c, "POST", "/stream/snapshot", Some(manifest_one.to_string().as_bytes()));
+    let (status, _) = c.call("POST", "/stream/snapshot", Some(manifest_one.to_string().as_bytes()));
     assert_eq!(status, 409);
 }
 
@@ -242,7 +210,7 @@ fn every_invalid_value_is_refused_with_its_field_and_nothing_is_stored() {
 fn unauthenticated_wrong_stale_and_tampered_requests_get_401() {
     let dir = tempdir();
     let service = Service::start(dir.path(), &[]);
-    let c = creds(dir.path());
+    let c = service.api();
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let path = format!("/v1/{}/stream/snapshot", c.project);
     let url = format!("{}{path}?domain=127.0.0.1", service.http);
@@ -266,7 +234,7 @@ fn unauthenticated_wrong_stale_and_tampered_requests_get_401() {
         let to_sign = format!("SDK-HMAC-SHA256\n{date}\n{}", hex::encode(sha2::Sha256::digest(canonical.as_bytes())));
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(sk.as_bytes()).unwrap();
         mac.update(to_sign.as_bytes());
-        format!("SDK-HMAC-SHA256 Access={}, SignedHeaders=host;x-sdk-date, Signature={}", c.ak, hex::encode(mac.finalize().into_bytes()))
+        format!("SDK-HMAC-SHA256 Access={}, SignedHeaders=host;x-sdk-date, Signature={}", c.access_key, hex::encode(mac.finalize().into_bytes()))
     };
     let date = |secs_ago: u64| {
         let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago);
@@ -274,32 +242,32 @@ fn unauthenticated_wrong_stale_and_tampered_requests_get_401() {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
     let now = date(0);
-    let good = agent.get(&url).header("X-Sdk-Date", &now).header("Authorization", &sign(&now, &c.sk, "domain=127.0.0.1")).call().unwrap();
+    let good = agent.get(&url).header("X-Sdk-Date", &now).header("Authorization", &sign(&now, &c.secret_key, "domain=127.0.0.1")).call().unwrap();
     assert_eq!(good.status().as_u16(), 200, "a correctly signed request passes");
     expect_401(agent.get(&url).header("X-Sdk-Date", &now).header("Authorization", &sign(&now, "not-the-sk", "domain=127.0.0.1")).call().unwrap(), "wrong secret");
     let stale = date(20 * 60);
-    expect_401(agent.get(&url).header("X-Sdk-Date", &stale).header("Authorization", &sign(&stale, &c.sk, "domain=127.0.0.1")).call().unwrap(), "20 minutes old");
+    expect_401(agent.get(&url).header("X-Sdk-Date", &stale).header("Authorization", &sign(&stale, &c.secret_key, "domain=127.0.0.1")).call().unwrap(), "20 minutes old");
     let tampered = format!("{}{path}?domain=localhost", service.http);
-    expect_401(agent.get(&tampered).header("X-Sdk-Date", &now).header("Authorization", &sign(&now, &c.sk, "domain=127.0.0.1")).call().unwrap(), "query changed after signing");
+    expect_401(agent.get(&tampered).header("X-Sdk-Date", &now).header("Authorization", &sign(&now, &c.secret_key, "domain=127.0.0.1")).call().unwrap(), "query changed after signing");
     // The secret is never in a response or the log.
-    assert!(!service.log_text().contains(&c.sk) && !service.log_text().contains(&c.token));
+    assert!(!service.log_text().contains(&c.secret_key) && !service.log_text().contains(&c.token));
 }
 
 #[test]
 fn concurrent_creates_of_one_template_leave_exactly_one() {
     let dir = tempdir();
     let service = Service::start(dir.path(), &[]);
-    let c = creds(dir.path());
+    let c = service.api();
     let body = json!({"domain": "localhost", "app_name": "race", "time_interval": 5,
                       "obs_location": {"bucket": "snapshots", "location": "local"}})
     .to_string();
     let statuses: Vec<u16> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..12).map(|_| s.spawn(|| raw(&service.http, &c, "POST", "/stream/snapshot", Some(body.as_bytes())).0)).collect();
+        let handles: Vec<_> = (0..12).map(|_| s.spawn(|| c.call("POST", "/stream/snapshot", Some(body.as_bytes())).0)).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 11, "{statuses:?}");
-    let (_, list) = raw(&service.http, &c, "GET", "/stream/snapshot?domain=localhost&app_name=race", None);
+    let (_, list) = c.call("GET", "/stream/snapshot?domain=localhost&app_name=race", None);
     assert_eq!(list["total"], 1);
     let (status, doc) = {
         let (s, b) = service.get("/openapi.json");
@@ -313,10 +281,10 @@ fn concurrent_creates_of_one_template_leave_exactly_one() {
 fn a_template_in_both_the_manifest_and_the_database_is_a_startup_error() {
     let dir = tempdir();
     let service = Service::start(dir.path(), &[]);
-    let c = creds(dir.path());
+    let c = service.api();
     let body = json!({"domain": "localhost", "app_name": "dup", "time_interval": 5,
                       "obs_location": {"bucket": "snapshots", "location": "local"}});
-    assert_eq!(raw(&service.http, &c, "POST", "/stream/snapshot", Some(body.to_string().as_bytes())).0, 201);
+    assert_eq!(c.call("POST", "/stream/snapshot", Some(body.to_string().as_bytes())).0, 201);
     assert!(service.stop().success());
     std::fs::write(
         dir.path().join("spin.toml"),

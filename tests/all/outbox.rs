@@ -112,15 +112,12 @@ fn given_up_callbacks_are_listed_as_failed_and_can_be_redelivered() {
     assert!(String::from_utf8_lossy(&metrics).contains("livesnap_outbox_callbacks{status=\"failed\"} 4"));
 
     let listener = Listener::start_on(port, vec![]);
-    let text = std::fs::read_to_string(dir.path().join(".livesnap/api-credentials.toml")).unwrap();
-    let creds: toml::Table = toml::from_str(&text).unwrap();
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let api = service.api();
     for cb in failed["callbacks"].as_array().unwrap() {
         assert_eq!(cb["attempts"], 2);
         assert!(cb["last_error"].as_str().unwrap().contains("onnect"), "{cb}");
-        let url = format!("{}/v1/{}/callbacks/{}/redeliver", service.http, creds["project_id"].as_str().unwrap(), cb["id"].as_str().unwrap());
-        let r = agent.post(&url).header("X-Auth-Token", creds["token"].as_str().unwrap()).send_empty().unwrap();
-        assert_eq!(r.status().as_u16(), 200);
+        let (status, _) = api.call("POST", &format!("/callbacks/{}/redeliver", cb["id"].as_str().unwrap()), None);
+        assert_eq!(status, 200);
     }
     let mut keys = BTreeSet::new();
     while keys.len() < 4 {

@@ -98,15 +98,25 @@ impl Service {
         (status, r.body_mut().read_to_vec().unwrap())
     }
 
-    /// GET `/v1/{project_id}{path}` with the generated X-Auth-Token.
-    pub fn api_get(&self, path: &str) -> (u16, Vec<u8>) {
+    /// A client of this service's API, with the credentials it generated.
+    pub fn api(&self) -> Api {
         let text = std::fs::read_to_string(self.dir.join(".livesnap/api-credentials.toml")).unwrap();
         let t: toml::Table = toml::from_str(&text).unwrap();
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-        let url = format!("{}/v1/{}{path}", self.http, t["project_id"].as_str().unwrap());
-        let mut r = agent.get(&url).header("X-Auth-Token", t["token"].as_str().unwrap()).call().unwrap();
-        let status = r.status().as_u16();
-        (status, r.body_mut().read_to_vec().unwrap())
+        let s = |k: &str| t[k].as_str().unwrap().to_string();
+        Api {
+            http: self.http.clone(),
+            project: s("project_id"),
+            access_key: s("access_key"),
+            secret_key: s("secret_key"),
+            token: s("token"),
+            agent: ureq::Agent::config_builder().http_status_as_error(false).build().into(),
+        }
+    }
+
+    /// GET `/v1/{project_id}{path}` with the generated X-Auth-Token.
+    pub fn api_get(&self, path: &str) -> (u16, Vec<u8>) {
+        let (status, body) = self.api().call("GET", path, None);
+        (status, body.to_string().into_bytes())
     }
 
     /// SIGTERM, then the exit status.
@@ -125,6 +135,35 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The management API with `X-Auth-Token` (and the AK/SK, for SDK calls).
+pub struct Api {
+    pub http: String,
+    pub project: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub token: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    /// `method /v1/{project_id}{path}`: (status, JSON body, or the text as a JSON string).
+    pub fn call(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, serde_json::Value) {
+        let url = format!("{}/v1/{}{path}", self.http, self.project);
+        let token = self.token.as_str();
+        let r = match method {
+            "GET" => self.agent.get(&url).header("X-Auth-Token", token).call(),
+            "DELETE" => self.agent.delete(&url).header("X-Auth-Token", token).call(),
+            "PUT" => self.agent.put(&url).header("X-Auth-Token", token).header("content-type", "application/json").send(body.unwrap_or_default()),
+            "POST" => self.agent.post(&url).header("X-Auth-Token", token).header("content-type", "application/json").send(body.unwrap_or_default()),
+            other => panic!("method {other}"),
+        };
+        let mut r = r.unwrap();
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
     }
 }
 

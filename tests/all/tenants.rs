@@ -3,46 +3,19 @@
 //! stream keeps its snapshots on schedule.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::{Value, json};
 
 use crate::service::*;
 use crate::support::*;
 
-struct Api {
-    http: String,
-    project: String,
-    token: String,
-    agent: ureq::Agent,
+/// Tenant-side helpers on top of the shared API client.
+trait TenantApi {
+    fn upload(&self, name: &str, file: &str, query: &str) -> (u16, Value);
+    fn template(&self, app: &str, callback: &str, functions: Value) -> (u16, Value);
 }
 
-impl Api {
-    fn new(service: &Service, dir: &Path) -> Self {
-        let text = std::fs::read_to_string(dir.join(".livesnap/api-credentials.toml")).unwrap();
-        let t: toml::Table = toml::from_str(&text).unwrap();
-        Self {
-            http: service.http.clone(),
-            project: t["project_id"].as_str().unwrap().into(),
-            token: t["token"].as_str().unwrap().into(),
-            agent: ureq::Agent::config_builder().http_status_as_error(false).build().into(),
-        }
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Value) {
-        let url = format!("{}/v1/{}{path}", self.http, self.project);
-        let r = match method {
-            "GET" => self.agent.get(&url).header("X-Auth-Token", &self.token).call(),
-            "DELETE" => self.agent.delete(&url).header("X-Auth-Token", &self.token).call(),
-            "PUT" => self.agent.put(&url).header("X-Auth-Token", &self.token).send(body.unwrap_or_default()),
-            _ => self.agent.post(&url).header("X-Auth-Token", &self.token).header("content-type", "application/json").send(body.unwrap_or_default()),
-        };
-        let mut r = r.unwrap();
-        let status = r.status().as_u16();
-        let text = r.body_mut().read_to_string().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
+impl TenantApi for Api {
     fn upload(&self, name: &str, file: &str, query: &str) -> (u16, Value) {
         let bytes = std::fs::read(functions_dir().join(file)).unwrap();
         self.call("PUT", &format!("/functions/{name}{query}"), Some(&bytes))
@@ -65,7 +38,7 @@ fn object_secs(object: &str) -> u64 {
 fn hostile_modules_are_refused_or_contained_while_another_tenant_keeps_its_schedule() {
     let dir = tempdir();
     let mut service = Service::start(dir.path(), &[]);
-    let api = Api::new(&service, dir.path());
+    let api = service.api();
     let good = Listener::start(vec![]);
     let target = Listener::start(vec![]); // what the hostile notifier tries to reach
 
@@ -120,7 +93,7 @@ fn hostile_modules_are_refused_or_contained_while_another_tenant_keeps_its_sched
 fn a_module_swapped_while_live_is_used_from_the_next_snapshot_with_none_lost_or_doubled() {
     let dir = tempdir();
     let service = Service::start(dir.path(), &[]);
-    let api = Api::new(&service, dir.path());
+    let api = service.api();
     let listener = Listener::start(vec![]);
     assert_eq!(api.upload("tenant-notify", "notify_callback.wasm", "").0, 201);
     assert_eq!(api.template("swap", &listener.url, json!({"notify": "tenant-notify"})).0, 201);
@@ -156,7 +129,7 @@ fn a_module_swapped_while_live_is_used_from_the_next_snapshot_with_none_lost_or_
 fn the_scale_watermark_example_scales_to_the_width_it_is_given() {
     let dir = tempdir();
     let service = Service::start(dir.path(), &[]);
-    let api = Api::new(&service, dir.path());
+    let api = service.api();
     let listener = Listener::start(vec![]);
     let (status, answer) = api.upload("small", "scale_watermark.wasm", "?env=WIDTH=160");
     assert_eq!(status, 201, "{answer}");
@@ -174,7 +147,7 @@ fn the_scale_watermark_example_scales_to_the_width_it_is_given() {
 fn outbound_calls_need_the_allow_list_and_wildcards_never_reach_loopback() {
     let dir = tempdir();
     let mut service = Service::start(dir.path(), &[]);
-    let api = Api::new(&service, dir.path());
+    let api = service.api();
     let target = Listener::start(vec![]);
     let port = target.url.split(':').nth(2).unwrap().split('/').next().unwrap().to_string();
     let rtmp = service.rtmp_url("localhost", "");
