@@ -409,7 +409,8 @@ mod tests {
 
     #[test]
     fn each_invalid_field_is_named() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut SnapshotConfig)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut SnapshotConfig)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("domain", Box::new(|c| c.domain = "bad domain".into())),
             ("app_name", Box::new(|c| c.app_name = Some("a/b".into()))),
             ("time_interval", Box::new(|c| c.time_interval = 4)),

@@ -281,10 +281,8 @@ mod tests {
         let mut cmds = Vec::new();
         while let Some((n, m)) = d.read_chunk(&out[pos..]).unwrap() {
             pos += n;
-            if let Some(m) = m {
-                if m.type_id == 20 {
-                    cmds.push(amf0::decode_all(&m.payload).unwrap());
-                }
+            if let Some(m) = m.filter(|m| m.type_id == 20) {
+                cmds.push(amf0::decode_all(&m.payload).unwrap());
             }
         }
         cmds
