@@ -158,7 +158,7 @@ impl Pipeline {
             captured_at,
             stored: stored.clone(),
         };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = crate::time::unix_secs();
         let request = self.runtime.notify(&t.notify, &snapshot, &wit, now, limits)?;
         let callback = request.is_some();
         if let Some(r) = request {
@@ -185,7 +185,7 @@ impl Pipeline {
         let info: ResignInfo = serde_json::from_str(resign).ok()?;
         let snapshot = info.snapshot();
         let limits = CallLimits { timeout: t.function_timeout, memory: t.function_memory };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = crate::time::unix_secs();
         match self.runtime.notify(&t.notify, &snapshot, &wit_template(t), now, limits) {
             Ok(Some(r)) => Some((r.url, r.headers, r.body)),
             Ok(None) => None,

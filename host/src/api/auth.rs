@@ -9,6 +9,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::config::credentials::ApiCredentials;
+use crate::encoding::{percent_decode, percent_encode};
 
 /// How far `X-Sdk-Date` may be from the server clock.
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
@@ -106,7 +107,7 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn canonical_uri(path: &str) -> String {
-    let mut uri: String = percent_decode(path).split('/').map(quote).collect::<Vec<_>>().join("/");
+    let mut uri: String = percent_decode(path).split('/').map(|segment| percent_encode(segment, b"")).collect::<Vec<_>>().join("/");
     if !uri.ends_with('/') {
         uri.push('/');
     }
@@ -123,40 +124,7 @@ fn canonical_query(query: &str) -> String {
         })
         .collect();
     pairs.sort();
-    pairs.iter().map(|(k, v)| format!("{}={}", quote(k), quote(v))).collect::<Vec<_>>().join("&")
-}
-
-/// Python's `urllib.parse.quote(s, safe='~')`.
-fn quote(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"_.-~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Decodes `%XX` escapes (invalid ones are kept as they are).
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-        {
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    pairs.iter().map(|(k, v)| format!("{}={}", percent_encode(k, b""), percent_encode(v, b""))).collect::<Vec<_>>().join("&")
 }
 
 fn parse_date(s: &str) -> Option<SystemTime> {
@@ -195,7 +163,6 @@ mod tests {
         assert_eq!(parse_date("2025-11-25"), None);
         assert_eq!(canonical_uri("/v1/p1/stream/snapshot"), "/v1/p1/stream/snapshot/");
         assert_eq!(canonical_query("offset=0&domain=a.com&app_name=live%20x&limit=10"), "app_name=live%20x&domain=a.com&limit=10&offset=0");
-        assert_eq!(quote("a b/c~"), "a%20b%2Fc~");
     }
 
     #[test]

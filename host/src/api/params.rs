@@ -12,7 +12,7 @@ impl Params {
             .filter(|kv| !kv.is_empty())
             .map(|kv| {
                 let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                (super::auth::percent_decode(k), super::auth::percent_decode(&v.replace('+', " ")))
+                (crate::encoding::percent_decode(k), crate::encoding::percent_decode(&v.replace('+', " ")))
             })
             .collect();
         Ok(Self(pairs))

@@ -137,7 +137,7 @@ pub fn view(t: &Template) -> Value {
 impl State {
     fn create_template(&self, config: SnapshotConfig) -> Result<(), ApiError> {
         let _writer = self.api_writes.lock().unwrap();
-        let app = config.app_name.clone().unwrap_or_else(|| "live".into());
+        let app = config.app().to_string();
         if let Some(t) = self.config().template(&config.domain, &app)
             && t.origin == Origin::Manifest
         {
@@ -147,7 +147,7 @@ impl State {
             )));
         }
         let mut api = self.store.templates().map_err(ApiError::internal)?;
-        if api.iter().any(|t| t.domain == config.domain && t.app_name.as_deref().unwrap_or("live") == app) {
+        if api.iter().any(|t| t.domain == config.domain && t.app() == app) {
             return Err(ApiError::conflict(format!("a template for domain '{}' app '{app}' already exists", config.domain)));
         }
         api.push(config.clone());
@@ -164,7 +164,7 @@ impl State {
 
     fn modify_template(&self, mut config: SnapshotConfig) -> Result<(), ApiError> {
         let _writer = self.api_writes.lock().unwrap();
-        let app = config.app_name.clone().unwrap_or_else(|| "live".into());
+        let app = config.app().to_string();
         let current = self.config();
         match current.template(&config.domain, &app) {
             Some(t) if t.origin == Origin::Manifest => {
@@ -182,7 +182,7 @@ impl State {
         }
         let mut api = self.store.templates().map_err(ApiError::internal)?;
         for t in api.iter_mut() {
-            if t.domain == config.domain && t.app_name.as_deref().unwrap_or("live") == app {
+            if t.domain == config.domain && t.app() == app {
                 *t = config.clone();
             }
         }
@@ -205,7 +205,7 @@ impl State {
             )));
         }
         let mut api = self.store.templates().map_err(ApiError::internal)?;
-        api.retain(|t| !(t.domain == domain && t.app_name.as_deref().unwrap_or("live") == app));
+        api.retain(|t| !(t.domain == domain && t.app() == app));
         let candidate = self.candidate(&api)?;
         if !self.store.delete_template(domain, app).map_err(ApiError::internal)? {
             return Err(ApiError::not_found(format!("no template for domain '{domain}' app '{app}'")));

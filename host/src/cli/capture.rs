@@ -141,7 +141,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         "capturing"
     );
     let progress = progress_bar(size, args.json);
-    let start_ms = args.start_time.map_or_else(now_ms, |s| s * 1000);
+    let start_ms = args.start_time.map_or_else(livesnap::time::unix_ms, |s| s * 1000);
     let mut session = StreamSession::new(template.interval.as_millis() as u64, template.snapshot_mode);
     let first_pts: std::cell::OnceCell<u64> = std::cell::OnceCell::new();
     let mut totals = Totals::default();
@@ -250,7 +250,7 @@ fn load_config(args: &CaptureArgs) -> anyhow::Result<Config> {
     let Some(raw) = manifest
         .templates
         .iter_mut()
-        .find(|t| t.domain == args.domain && t.app_name.as_deref().unwrap_or("live") == args.app)
+        .find(|t| t.domain == args.domain && t.app() == args.app)
     else {
         return Ok(Config::new(manifest, runtime, &[])?);
     };
@@ -335,10 +335,6 @@ fn progress_bar(size: Option<u64>, json: bool) -> ProgressBar {
             pb
         }
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn cpu_seconds() -> f64 {

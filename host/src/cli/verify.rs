@@ -29,7 +29,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         Some(p) => std::fs::read(p).map(|b| body = b),
     }
     .context("reading the callback body")?;
-    let now = args.now.unwrap_or_else(now_secs);
+    let now = args.now.unwrap_or_else(livesnap::time::unix_secs);
     match livesnap::verify::verify_callback(&body, &args.key, now) {
         Ok(expires) => {
             println!("valid: signature matches, expires at {expires} (in {} s)", expires - now);
@@ -40,8 +40,4 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -109,7 +109,7 @@ impl Config {
             };
             let mut t = raw.validate(&facts).map_err(|source| ConfigError::Template {
                 domain: raw.domain.clone(),
-                app: raw.app_name.clone().unwrap_or_else(|| "live".into()),
+                app: raw.app().to_string(),
                 source,
             })?;
             t.origin = origin;

@@ -203,6 +203,11 @@ const PLACEHOLDERS: [&str; 8] = [
 const TIME_PLACEHOLDERS: [&str; 4] = ["unix_time", "unix_time_milli", "fmt_time_utc", "fmt_time_local"];
 
 impl SnapshotConfig {
+    /// The application name, `live` when absent.
+    pub fn app(&self) -> &str {
+        self.app_name.as_deref().unwrap_or("live")
+    }
+
     /// Checks every field against Huawei's rules and resolves defaults.
     pub fn validate(&self, host: &HostFacts<'_>) -> Result<Template, FieldError> {
         validate_domain(&self.domain).map_err(|m| field_error("domain", m))?;
@@ -211,7 +216,7 @@ impl SnapshotConfig {
         {
             return Err(field_error("domain", format!("'{}' is not a domain this host serves ({})", self.domain, served.join(", "))));
         }
-        let app_name = self.app_name.clone().unwrap_or_else(|| "live".into());
+        let app_name = self.app().to_string();
         if app_name.is_empty()
             || app_name.len() > 128
             || !app_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')

@@ -326,5 +326,5 @@ fn destination(url: &str) -> String {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    crate::time::unix_ms() as i64
 }

@@ -132,7 +132,7 @@ async fn publish(
 async fn do_handshake(socket: &mut TcpStream) -> Result<(), PublisherError> {
     let mut c0c1 = [0u8; handshake::C0C1_LEN];
     socket.read_exact(&mut c0c1).await?;
-    let uptime = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u32);
+    let uptime = crate::time::unix_ms() as u32;
     let reply = handshake::respond(&c0c1, uptime).ok_or(PublisherError::Handshake("not RTMP version 3"))?;
     socket.write_all(&reply).await?;
     let mut c2 = [0u8; handshake::C2_LEN];
@@ -165,7 +165,7 @@ fn admit(state: &Arc<State>, peer: SocketAddr, request: &PublishRequest) -> Resu
         info,
         parser: VideoTagParser::default(),
         first_pts: None,
-        start_ms: now_ms(),
+        start_ms: crate::time::unix_ms(),
         retry_tx,
         retry_rx,
         warned_no_keyframe: false,
@@ -326,8 +326,4 @@ impl SnapshotWork {
             }
         }
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

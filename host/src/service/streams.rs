@@ -65,7 +65,7 @@ impl Streams {
         if live.contains_key(&key) {
             return None;
         }
-        let started_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let started_at = crate::time::unix_secs();
         let info = Arc::new(StreamInfo {
             key: key.clone(),
             peer,

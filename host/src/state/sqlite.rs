@@ -88,15 +88,11 @@ impl SqliteState {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    crate::time::unix_ms() as i64
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
-fn app_of(c: &SnapshotConfig) -> String {
-    c.app_name.clone().unwrap_or_else(|| "live".into())
+    crate::time::unix_secs() as i64
 }
 
 impl TemplateStore for SqliteState {
@@ -119,11 +115,11 @@ impl TemplateStore for SqliteState {
         let db = self.db.lock().unwrap();
         match db.execute(
             "INSERT INTO templates (domain, app_name, config, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![c.domain, app_of(c), json, now()],
+            params![c.domain, c.app(), json, now()],
         ) {
             Ok(_) => Ok(()),
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
-                Err(StateError::Exists { domain: c.domain.clone(), app: app_of(c) })
+                Err(StateError::Exists { domain: c.domain.clone(), app: c.app().to_string() })
             }
             Err(e) => Err(e.into()),
         }
@@ -134,7 +130,7 @@ impl TemplateStore for SqliteState {
         let db = self.db.lock().unwrap();
         let n = db.execute(
             "UPDATE templates SET config = ?3, updated_at = ?4 WHERE domain = ?1 AND app_name = ?2",
-            params![c.domain, app_of(c), json, now()],
+            params![c.domain, c.app(), json, now()],
         )?;
         Ok(n > 0)
     }

@@ -111,15 +111,7 @@ pub fn check_key(key: &str) -> Result<(), StorageError> {
 
 /// Percent-encodes a key for a URL path, keeping `/`.
 pub fn url_path(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::encoding::percent_encode(key, b"/")
 }
 
 #[cfg(test)]
