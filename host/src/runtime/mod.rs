@@ -191,6 +191,10 @@ impl Runtime {
     pub fn new(buckets: Arc<Buckets>, cache_dir: Option<PathBuf>) -> Result<Self, RuntimeError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // Lets `perf` name the functions of compiled components (scripts/bench profiling).
+        if std::env::var_os("LIVESNAP_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(256)
             .total_core_instances(1024)
