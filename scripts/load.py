@@ -14,6 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release")
 OUT = os.path.join(ROOT, "target", "bench")
 SECONDS = int(os.environ.get("LOAD_SECONDS", "30"))
+SPREAD_MS = os.environ.get("LOAD_SPREAD_MS", "5000")  # publishers connect over one interval
 STEPS = [int(x) for x in os.environ.get("LOAD_STEPS", "10,25,50,100,150,200,250,300,400,500").split(",")]
 
 
@@ -59,7 +60,7 @@ def step(rtmp, flv, n, pid, prefix):
     t = threading.Thread(target=sample, daemon=True)
     t.start()
     out = subprocess.run([os.path.join(BIN, "livesnap-loadgen"), "--rtmp", rtmp, "--flv", flv, "--streams", str(n),
-                          "--seconds", str(SECONDS), "--prefix", prefix], check=True, stdout=subprocess.PIPE).stdout
+                          "--seconds", str(SECONDS), "--prefix", prefix, "--spread-ms", SPREAD_MS], check=True, stdout=subprocess.PIPE).stdout
     done.set()
     r = json.loads(out)
     r["peak_rss_kib"] = peak[0]

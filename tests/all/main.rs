@@ -7,6 +7,7 @@ mod support;
 mod capture;
 mod callbacks;
 mod components;
+mod decode;
 mod api;
 mod bad_input;
 mod live;

@@ -56,7 +56,7 @@ fn dct_columns(d: &mut [Row; 8]) {
     let tmp12 = tmp1.sub(tmp2);
     d[0] = tmp10.add(tmp11);
     d[4] = tmp10.sub(tmp11);
-    let z1 = tmp12.add(tmp13).scale(0.707_106_781);
+    let z1 = tmp12.add(tmp13).scale(std::f32::consts::FRAC_1_SQRT_2);
     d[2] = tmp13.add(z1);
     d[6] = tmp13.sub(z1);
 
@@ -64,10 +64,10 @@ fn dct_columns(d: &mut [Row; 8]) {
     let tmp10 = tmp4.add(tmp5);
     let tmp11 = tmp5.add(tmp6);
     let tmp12 = tmp6.add(tmp7);
-    let z5 = tmp10.sub(tmp12).scale(0.382_683_433);
-    let z2 = tmp10.scale(0.541_196_100).add(z5);
-    let z4 = tmp12.scale(1.306_562_965).add(z5);
-    let z3 = tmp11.scale(0.707_106_781);
+    let z5 = tmp10.sub(tmp12).scale(0.382_683_43);
+    let z2 = tmp10.scale(0.541_196_1).add(z5);
+    let z4 = tmp12.scale(1.306_563).add(z5);
+    let z3 = tmp11.scale(std::f32::consts::FRAC_1_SQRT_2);
     let z11 = tmp7.add(z3);
     let z13 = tmp7.sub(z3);
     d[5] = z13.add(z2);

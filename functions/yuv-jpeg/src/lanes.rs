@@ -248,9 +248,9 @@ mod portable {
         /// Multiplies by `recip` and rounds to the nearest integer.
         #[inline(always)]
         pub fn quantize(self, recip: Row, out: &mut [i16; 8]) {
-            for i in 0..8 {
-                let biased = self.0[i] * recip.0[i] + ROUND_MAGIC;
-                out[i] = (biased.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32) as i16;
+            for ((o, v), r) in out.iter_mut().zip(self.0).zip(recip.0) {
+                let biased = v * r + ROUND_MAGIC;
+                *o = (biased.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32) as i16;
             }
         }
     }
@@ -301,8 +301,8 @@ mod tests {
             let mut a = pixels.map(|p| sse2::Row::level_shifted(&p));
             let mut b = pixels.map(|p| portable::Row::level_shifted(&p));
             for i in 0..8 {
-                a[i] = a[i].add(a[7 - i]).sub(sse2::Row::from_array(recip)).scale(1.306_562_965);
-                b[i] = b[i].add(b[7 - i]).sub(portable::Row::from_array(recip)).scale(1.306_562_965);
+                a[i] = a[i].add(a[7 - i]).sub(sse2::Row::from_array(recip)).scale(1.306_563);
+                b[i] = b[i].add(b[7 - i]).sub(portable::Row::from_array(recip)).scale(1.306_563);
             }
             sse2::transpose(&mut a);
             portable::transpose(&mut b);

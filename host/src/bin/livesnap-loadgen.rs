@@ -44,6 +44,12 @@ struct Args {
     /// A snapshot is on time if its callback arrives within this many ms of the picture's time (one GOP).
     #[arg(long, default_value_t = 2000)]
     on_time_ms: u64,
+    /// Publishers connect one after another over this many ms. Independent
+    /// publishers come due at unrelated times, as when they spread over a
+    /// whole interval (5000); a small value puts them all in phase, which
+    /// makes every snapshot of a round come due at once (the worst case).
+    #[arg(long, default_value_t = 5000)]
+    spread_ms: u64,
     /// Stream name prefix (distinct per ramp step).
     #[arg(long, default_value = "load")]
     prefix: String,
@@ -79,13 +85,13 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.seconds);
+    // Each publisher gets the full duration however late it starts.
+    let deadline = started + Duration::from_secs(args.seconds) + Duration::from_millis(args.spread_ms);
     let mut tasks = Vec::new();
     for i in 0..args.streams {
         let (tags, a) = (tags.clone(), (args.rtmp, args.domain.clone(), args.app.clone(), format!("{}{i}", args.prefix)));
         tasks.push(tokio::spawn(async move { publish(a.0, &a.1, &a.2, &a.3, &tags, deadline).await }));
-        // Spread connection starts over the first second.
-        tokio::time::sleep(Duration::from_millis(1000 / args.streams.max(1) as u64)).await;
+        tokio::time::sleep(Duration::from_micros(args.spread_ms * 1000 / args.streams.max(1) as u64)).await;
     }
     let mut failed = 0;
     for t in tasks {
