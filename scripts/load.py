@@ -15,7 +15,7 @@ BIN = os.path.join(ROOT, "target", "release")
 OUT = os.path.join(ROOT, "target", "bench")
 SECONDS = int(os.environ.get("LOAD_SECONDS", "30"))
 SPREAD_MS = os.environ.get("LOAD_SPREAD_MS", "5000")  # publishers connect over one interval
-STEPS = [int(x) for x in os.environ.get("LOAD_STEPS", "10,25,50,100,150,200,250,300,400,500").split(",")]
+STEPS = [int(x) for x in os.environ.get("LOAD_STEPS", "10,25,50,100,150,200,250,300,400,500,600,800").split(",")]
 
 
 def rss_kib(pid):
@@ -91,18 +91,29 @@ def main():
                         best = r
                     else:
                         break
-                results[f"{height}p30"] = {"best": best, "steps": rows, "idle_rss_kib": idle}
+                held = [r for r in rows if r["held"]]
+                # What one more stream costs: the slope of peak RSS from the
+                # third held step (fixed costs such as the decoder pool and
+                # Wasm instances are in by then) to the best.
+                marginal = None
+                if len(held) >= 4:
+                    a, b = held[2], held[-1]
+                    marginal = (b["peak_rss_kib"] - a["peak_rss_kib"]) / (b["streams"] - a["streams"])
+                results[f"{height}p30"] = {"best": best, "steps": rows, "idle_rss_kib": idle,
+                                           "marginal_rss_per_stream_kib": marginal}
             finally:
                 proc.terminate()
                 proc.wait()
     with open(os.path.join(OUT, "load.json"), "w") as f:
         json.dump(results, f, indent=2)
-    print("\n| stream | most publishers held | p50 due→callback | p99 due→callback | host RSS per stream |")
-    print("|---|---|---|---|---|")
+    print("\n| stream | most publishers held | p50 due→callback | p99 due→callback | host RSS per stream (peak above idle / n) | RSS per added stream |")
+    print("|---|---|---|---|---|---|")
     for k, v in results.items():
         b = v["best"]
         if b:
-            print(f"| {k} | {b['streams']} | {b['p50_ms']} ms | {b['p99_ms']} ms | {b['rss_per_stream_kib'] / 1024:.2f} MB |")
+            m = v["marginal_rss_per_stream_kib"]
+            print(f"| {k} | {b['streams']} | {b['p50_ms']} ms | {b['p99_ms']} ms | {b['rss_per_stream_kib'] / 1024:.2f} MB | "
+                  f"{'' if m is None else f'{m / 1024:.2f} MB'} |")
         else:
             print(f"| {k} | none at the first step | | | |")
 
