@@ -129,14 +129,7 @@ impl Sink<'_> {
                 }
                 self.written += 4;
             } else {
-                for byte in word.to_be_bytes() {
-                    self.dst[self.written] = MaybeUninit::new(byte);
-                    self.written += 1;
-                    if byte == 0xFF {
-                        self.dst[self.written] = MaybeUninit::new(0);
-                        self.written += 1;
-                    }
-                }
+                self.written = stuffed(self.dst, self.written, word);
             }
         }
     }
@@ -175,6 +168,22 @@ impl Sink<'_> {
             self.put(bits, len);
         }
     }
+}
+
+/// Writes `word` with a zero after each 0xFF byte; returns the new length.
+/// Out of line and by value, so the hot path keeps its state in registers.
+#[cold]
+#[inline(never)]
+fn stuffed(dst: &mut [MaybeUninit<u8>], mut written: usize, word: u32) -> usize {
+    for byte in word.to_be_bytes() {
+        dst[written] = MaybeUninit::new(byte);
+        written += 1;
+        if byte == 0xFF {
+            dst[written] = MaybeUninit::new(0);
+            written += 1;
+        }
+    }
+    written
 }
 
 /// JPEG's (category, extra bits) of a coefficient: negatives as v − 1 in
