@@ -117,8 +117,8 @@ mod sse2 {
     // SAFETY (whole module): SSE2 is part of the x86-64 baseline, and every
     // load and store below touches exactly the bytes of the reference it is given.
     impl Row {
-        // SAFETY: any 16 bytes are a valid __m128.
-        pub const ZERO: Row = unsafe { std::mem::transmute::<[f32; 8], Row>([0.0; 8]) };
+        // SAFETY: all-zero bytes are a valid __m128, 0.0 in every lane.
+        pub const ZERO: Row = unsafe { std::mem::zeroed() };
 
         #[inline(always)]
         pub fn from_array(a: [f32; 8]) -> Row {
