@@ -1,6 +1,7 @@
 //! livesnap-loadgen: many RTMP publishers in one process, each replaying a
 //! pre-encoded FLV in real time, plus an HTTP listener that receives the
-//! callbacks and measures how late each snapshot arrived (scripts/load.py).
+//! callbacks and measures how long after its due time each snapshot's
+//! callback arrived (scripts/load.py).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -41,9 +42,12 @@ struct Args {
     /// Where to receive callbacks.
     #[arg(long, default_value = "127.0.0.1:9900")]
     listen: SocketAddr,
-    /// A snapshot is on time if its callback arrives within this many ms of the picture's time (one GOP).
+    /// A snapshot is on time if its callback arrives within this many ms of its due time (one GOP).
     #[arg(long, default_value_t = 2000)]
     on_time_ms: u64,
+    /// The template's snapshot interval, to place each snapshot on its due time.
+    #[arg(long, default_value_t = 5000)]
+    interval_ms: i64,
     /// Publishers connect one after another over this many ms. Independent
     /// publishers come due at unrelated times, as when they spread over a
     /// whole interval (5000); a small value puts them all in phase, which
@@ -62,13 +66,17 @@ async fn main() -> anyhow::Result<()> {
     if tags.is_empty() {
         bail!("{} has no video tags", args.flv.display());
     }
-    let latencies: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
+    // Per callback: (stream, ms from due time, ms from the picture's time).
+    let latencies: Arc<Mutex<Vec<(String, i64, i64)>>> = Arc::default();
+    // Unix ms at which each publisher sent `publish`: livesnap's stream time 0
+    // is a few ms later, never earlier.
+    let starts: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
     let listener = tokio::net::TcpListener::bind(args.listen).await.context("binding the callback listener")?;
-    let lat = latencies.clone();
+    let (lat, st, interval) = (latencies.clone(), starts.clone(), args.interval_ms.max(1));
     let app = axum::Router::new().route(
         "/callback",
         axum::routing::post(move |body: axum::body::Bytes| {
-            let lat = lat.clone();
+            let (lat, st) = (lat.clone(), st.clone());
             async move {
                 let now = now_ms();
                 if let Ok(v) = serde_json::from_slice::<Value>(&body) {
@@ -76,7 +84,11 @@ async fn main() -> anyhow::Result<()> {
                     // Objects are named {...}/{stream}/{unix_time_milli}.jpg: the picture's time.
                     let at: i64 = object.rsplit('/').next().unwrap_or("").trim_end_matches(".jpg").parse().unwrap_or(0);
                     let stream = v["stream_name"].as_str().unwrap_or("").to_string();
-                    lat.lock().unwrap().push((stream, now - at));
+                    let start = st.lock().unwrap().get(&stream).copied().unwrap_or(at);
+                    // Due times are start + k·interval; a keyframe snapshot takes
+                    // the first IDR at or after its due time (GOP < interval).
+                    let due = start + (at - start).max(0) / interval * interval;
+                    lat.lock().unwrap().push((stream, now - due, now - at));
                 }
                 "ok"
             }
@@ -90,7 +102,8 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for i in 0..args.streams {
         let (tags, a) = (tags.clone(), (args.rtmp, args.domain.clone(), args.app.clone(), format!("{}{i}", args.prefix)));
-        tasks.push(tokio::spawn(async move { publish(a.0, &a.1, &a.2, &a.3, &tags, deadline).await }));
+        let starts = starts.clone();
+        tasks.push(tokio::spawn(async move { publish(a.0, &a.1, &a.2, &a.3, &tags, deadline, &starts).await }));
         tokio::time::sleep(Duration::from_micros(args.spread_ms * 1000 / args.streams.max(1) as u64)).await;
     }
     let mut failed = 0;
@@ -101,14 +114,15 @@ async fn main() -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(3)).await; // callbacks of the last snapshots
     let all = latencies.lock().unwrap().clone();
-    let mut lat: Vec<i64> = Vec::new();
     let mut per_stream: HashMap<String, usize> = HashMap::new();
-    for (stream, l) in &all {
+    for (stream, _, _) in &all {
         *per_stream.entry(stream.clone()).or_default() += 1;
-        lat.push(*l);
     }
+    let mut lat: Vec<i64> = all.iter().map(|l| l.1).collect();
+    let mut from_picture: Vec<i64> = all.iter().map(|l| l.2).collect();
     lat.sort();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0);
+    from_picture.sort();
+    let pct = |v: &[i64], p: f64| v.get(((v.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0);
     let on_time = lat.iter().filter(|l| **l <= args.on_time_ms as i64).count();
     let expected = args.streams as u64 * args.seconds.div_ceil(5);
     println!(
@@ -116,7 +130,8 @@ async fn main() -> anyhow::Result<()> {
         json!({"streams": args.streams, "publishers_failed": failed, "callbacks": lat.len(), "expected_about": expected,
                "streams_with_callbacks": per_stream.len(),
                "on_time_fraction": if lat.is_empty() { 0.0 } else { on_time as f64 / lat.len() as f64 },
-               "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": lat.last().copied().unwrap_or(0)})
+               "p50_ms": pct(&lat, 0.5), "p99_ms": pct(&lat, 0.99), "max_ms": lat.last().copied().unwrap_or(0),
+               "picture_p50_ms": pct(&from_picture, 0.5), "picture_p99_ms": pct(&from_picture, 0.99)})
     );
     Ok(())
 }
@@ -140,7 +155,15 @@ fn video_tags(path: &PathBuf) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
     Ok(out)
 }
 
-async fn publish(addr: SocketAddr, domain: &str, app: &str, name: &str, tags: &[(u32, Vec<u8>)], until: Instant) -> anyhow::Result<()> {
+async fn publish(
+    addr: SocketAddr,
+    domain: &str,
+    app: &str,
+    name: &str,
+    tags: &[(u32, Vec<u8>)],
+    until: Instant,
+    starts: &Mutex<HashMap<String, i64>>,
+) -> anyhow::Result<()> {
     let mut s = TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
     let mut c0c1 = vec![3u8];
@@ -161,6 +184,7 @@ async fn publish(addr: SocketAddr, domain: &str, app: &str, name: &str, tags: &[
     out.extend(cmd(0, &[string("connect"), Amf::Number(1.0), object(&[("app", string(app)), ("tcUrl", string(&format!("rtmp://{domain}/{app}")))])]));
     out.extend(cmd(0, &[string("createStream"), Amf::Number(2.0), Amf::Null]));
     out.extend(cmd(1, &[string("publish"), Amf::Number(3.0), Amf::Null, string(name), string("live")]));
+    starts.lock().unwrap().insert(name.to_string(), now_ms());
     wr.write_all(&out).await?;
     let length = tags.last().map_or(0, |t| t.0) + 33;
     let start = Instant::now();
