@@ -9,6 +9,18 @@
 #[cfg(any(test, not(target_arch = "x86_64")))]
 const ROUND_MAGIC: f32 = 12_582_912.0;
 
+/// Transposes an 8×8 block held as two four-lane halves per row: each 4×4
+/// quadrant through `t4`, the off-diagonal quadrants swapped.
+#[cfg(any(all(target_arch = "wasm32", target_feature = "simd128"), target_arch = "x86_64"))]
+#[inline(always)]
+fn by_quadrants<V: Copy>(d: [[V; 2]; 8], t4: impl Fn(V, V, V, V) -> [V; 4]) -> [[V; 2]; 8] {
+    let top_left = t4(d[0][0], d[1][0], d[2][0], d[3][0]);
+    let top_right = t4(d[0][1], d[1][1], d[2][1], d[3][1]);
+    let bottom_left = t4(d[4][0], d[5][0], d[6][0], d[7][0]);
+    let bottom_right = t4(d[4][1], d[5][1], d[6][1], d[7][1]);
+    std::array::from_fn(|i| if i < 4 { [top_left[i], bottom_left[i]] } else { [top_right[i - 4], bottom_right[i - 4]] })
+}
+
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm {
     use core::arch::wasm32::*;
@@ -67,7 +79,7 @@ mod wasm {
         }
     }
 
-    /// Transposes an 8×8 block as four 4×4 quadrants.
+    /// Transposes an 8×8 block (see `by_quadrants`).
     #[inline(always)]
     pub fn transpose(d: &mut [Row; 8]) {
         let q = |a: v128, b: v128, c: v128, e: v128| {
@@ -82,14 +94,7 @@ mod wasm {
                 i64x2_shuffle::<1, 3>(t1, t3),
             ]
         };
-        let top_left = q(d[0].0, d[1].0, d[2].0, d[3].0);
-        let top_right = q(d[0].1, d[1].1, d[2].1, d[3].1);
-        let bottom_left = q(d[4].0, d[5].0, d[6].0, d[7].0);
-        let bottom_right = q(d[4].1, d[5].1, d[6].1, d[7].1);
-        for i in 0..4 {
-            d[i] = Row(top_left[i], bottom_left[i]);
-            d[i + 4] = Row(top_right[i], bottom_right[i]);
-        }
+        *d = super::by_quadrants(d.map(|r| [r.0, r.1]), q).map(|[lo, hi]| Row(lo, hi));
     }
 
     /// Bit k set where `zz[k]` is non-zero.
@@ -169,7 +174,7 @@ mod sse2 {
         }
     }
 
-    /// Transposes an 8×8 block as four 4×4 quadrants.
+    /// Transposes an 8×8 block (see `by_quadrants`).
     #[inline(always)]
     pub fn transpose(d: &mut [Row; 8]) {
         let q = |a: __m128, b: __m128, c: __m128, e: __m128| unsafe {
@@ -179,14 +184,7 @@ mod sse2 {
             let t3 = _mm_unpackhi_ps(c, e);
             [_mm_movelh_ps(t0, t2), _mm_movehl_ps(t2, t0), _mm_movelh_ps(t1, t3), _mm_movehl_ps(t3, t1)]
         };
-        let top_left = q(d[0].0, d[1].0, d[2].0, d[3].0);
-        let top_right = q(d[0].1, d[1].1, d[2].1, d[3].1);
-        let bottom_left = q(d[4].0, d[5].0, d[6].0, d[7].0);
-        let bottom_right = q(d[4].1, d[5].1, d[6].1, d[7].1);
-        for i in 0..4 {
-            d[i] = Row(top_left[i], bottom_left[i]);
-            d[i + 4] = Row(top_right[i], bottom_right[i]);
-        }
+        *d = super::by_quadrants(d.map(|r| [r.0, r.1]), q).map(|[lo, hi]| Row(lo, hi));
     }
 
     /// Bit k set where `zz[k]` is non-zero.
