@@ -39,7 +39,10 @@ call_back_enable = "on"
 call_back_url = "http://127.0.0.1:9900/callback"
 """)
     with open(os.path.join(d, "runtime-config.toml"), "w") as f:
-        f.write("rtmp_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n[delivery]\nworkers = 16\nper_destination = 16\n")
+        # Every publisher comes from 127.0.0.1 and calls back to it: lift the
+        # per-client cap and allow the loopback receiver.
+        f.write("rtmp_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n[delivery]\nworkers = 16\nper_destination = 16\n"
+                "[rtmp]\nmax_per_client = 5000\nmax_connections = 5000\n[egress]\nallow = [\"127.0.0.1\"]\n")
     proc = subprocess.Popen([os.path.join(BIN, "livesnap"), "-q", "up", "--runtime-config", "runtime-config.toml"],
                             cwd=d, stderr=subprocess.PIPE, env={**os.environ, "RUST_LOG": "info"})
     for line in proc.stderr:

@@ -12,6 +12,7 @@ pub mod capture;
 pub mod config;
 pub mod decode;
 pub mod delivery;
+pub mod egress;
 pub mod encoding;
 pub mod ingest;
 pub mod pipeline;

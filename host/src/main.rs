@@ -28,6 +28,8 @@ enum Command {
     Keygen,
     /// Check a callback body's auth_sign and expiry.
     Verify(cli::verify::VerifyArgs),
+    /// Sign an ingest URL for a domain with URL validation (key chain).
+    SignUrl(cli::sign_url::SignUrlArgs),
     /// Measure the JPEG encoder in WebAssembly against native, and instantiation (scripts/bench).
     BenchEncode(cli::bench::BenchArgs),
 }
@@ -61,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Build(args) => cli::build::run(args),
         Command::Keygen => cli::keygen(),
         Command::Verify(args) => cli::verify::run(args),
+        Command::SignUrl(args) => cli::sign_url::run(args),
         Command::BenchEncode(args) => cli::bench::run(args),
     };
     match result {

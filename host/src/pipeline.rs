@@ -160,6 +160,9 @@ impl Pipeline {
         };
         let now = crate::time::unix_secs();
         let request = self.runtime.notify(&t.notify, &snapshot, &wit, now, limits)?;
+        if let Some(r) = &request {
+            self.check_callback_url(t, &r.url)?;
+        }
         let callback = request.is_some();
         if let Some(r) = request {
             let info = ResignInfo::of(&snapshot);
@@ -172,6 +175,32 @@ impl Pipeline {
             });
         }
         Ok(Outcome { stored, width: image.width, height: image.height, bytes: image.data.len(), callback })
+    }
+
+    /// A notifier may send to its template's `call_back_url`, or to what its
+    /// component's `allowed_outbound_hosts` lists; anything else is refused
+    /// before it reaches the outbox (the egress policy then applies to both).
+    fn check_callback_url(&self, t: &Template, url: &str) -> Result<(), RuntimeError> {
+        if t.callback_url.as_deref() == Some(url) {
+            return Ok(());
+        }
+        let refused = |why: &str| RuntimeError::Failed {
+            stage: Stage::Notify,
+            name: t.notify.clone(),
+            message: format!("the callback URL it returned {why}"),
+        };
+        let parsed = url::Url::parse(url).map_err(|_| refused("is not a valid URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(refused("must be http(s) without credentials"));
+        }
+        let host = parsed.host_str().unwrap_or("").trim_matches(|c| c == '[' || c == ']').to_string();
+        let port = parsed.port_or_known_default().unwrap_or(0);
+        let grants = self.runtime.grants(&t.notify);
+        if grants.allowed_outbound_hosts.iter().any(|p| crate::runtime::outbound::outbound_allowed(p, parsed.scheme(), &host, port)) {
+            Ok(())
+        } else {
+            Err(refused("is neither the template's call_back_url nor in the component's allowed_outbound_hosts"))
+        }
     }
 
     /// The callback outbox.

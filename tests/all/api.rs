@@ -69,7 +69,9 @@ fn huawei_sdk_create_list_modify_delete_and_restart() {
     let keep = json!({"domain": "127.0.0.1", "app_name": "keep", "time_interval": 60,
                       "obs_location": {"bucket": "snapshots", "location": "local"}});
     assert_eq!(sdk(&service, &c, &["create", &keep.to_string()])["ok"], true);
-    let again = sdk(&service, &c, &["create", &template(10)]);
+    // Same domain/app, not the same request: an identical signed POST within
+    // the same second (X-Sdk-Date resolution) is refused as a replay.
+    let again = sdk(&service, &c, &["create", &template(11)]);
     assert_eq!((again["status"].as_u64(), again["error_code"].as_str()), (Some(409), Some("LIVE.100011005")));
 
     let listed = sdk(&service, &c, &["list", "127.0.0.1", "live"]);

@@ -125,6 +125,13 @@ impl Service {
         self.child.wait().unwrap()
     }
 
+    /// The service's resident memory in bytes (from /proc).
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap();
+        kb * 1024
+    }
+
     /// Sends SIGHUP (reload).
     pub fn hangup(&self) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGHUP) };
@@ -188,6 +195,21 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A blocking TCP connection to `to` from the loopback address `source`
+/// (127.0.0.2 plays another client), with the tests' read timeout.
+pub fn connect_from(source: &str, to: &str) -> TcpStream {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    let rt = RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().enable_io().build().unwrap());
+    let stream = rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        socket.connect(to.parse().unwrap()).await.unwrap().into_std().unwrap()
+    });
+    stream.set_nonblocking(false).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream
+}
+
 /// A minimal RTMP publisher for misbehaving on purpose.
 pub struct RawPublisher {
     pub socket: TcpStream,
@@ -196,7 +218,11 @@ pub struct RawPublisher {
 impl RawPublisher {
     /// Connects and completes the handshake.
     pub fn connect(addr: &str) -> Self {
-        let mut socket = TcpStream::connect(addr).unwrap();
+        Self::handshake(TcpStream::connect(addr).unwrap())
+    }
+
+    /// Completes the handshake on a connected socket.
+    pub fn handshake(mut socket: TcpStream) -> Self {
         socket.set_read_timeout(Some(WAIT)).unwrap();
         let mut c0c1 = vec![3u8];
         c0c1.extend(std::iter::repeat_n(7u8, 1536));
@@ -205,6 +231,37 @@ impl RawPublisher {
         socket.read_exact(&mut s).unwrap();
         socket.write_all(&s[1..1537]).unwrap(); // C2 echoes S1
         Self { socket }
+    }
+
+    /// Reads until the server closes the connection (true), or until
+    /// `limit` bytes or the read timeout passed with it still open (false).
+    pub fn closed_by_server(&mut self, limit: usize) -> bool {
+        let mut seen = 0;
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.socket.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(n) => {
+                    seen += n;
+                    if seen > limit {
+                        return false;
+                    }
+                }
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+
+    /// Reads the server's replies until `needle` appears in them.
+    pub fn wait_for_reply(&mut self, needle: &[u8]) {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !seen.windows(needle.len()).any(|w| w == needle) {
+            let n = self.socket.read(&mut buf).expect("the server answers");
+            assert!(n > 0, "the server closed the connection before answering {}", String::from_utf8_lossy(needle));
+            seen.extend_from_slice(&buf[..n]);
+        }
     }
 
     fn command(&mut self, stream_id: u32, values: &[Value]) {

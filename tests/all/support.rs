@@ -12,7 +12,9 @@ use serde_json::Value;
 /// The binary under test.
 pub fn livesnap() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_livesnap"));
-    c.env("RUST_LOG", "info").env_remove("LIVESNAP_AUTH_KEY");
+    // The test receivers listen on loopback, which the egress policy refuses
+    // unless the operator allows it; tests of the refusals clear this.
+    c.env("RUST_LOG", "info").env_remove("LIVESNAP_AUTH_KEY").env("LIVESNAP_EGRESS_ALLOW", "127.0.0.1");
     c
 }
 

@@ -8,10 +8,12 @@ Prints one JSON object: {"ok": true, "body": ...} or
 {"ok": false, "status": ..., "error_code": ..., "error_msg": ...}.
 """
 import json
+import os
 import sys
 
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions import exceptions
+from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdklive.v1 import (
     CreateSnapshotConfigRequest,
     DeleteSnapshotConfigRequest,
@@ -33,9 +35,14 @@ def config_from(data):
 
 def main():
     endpoint, ak, sk, project, op, *args = sys.argv[1:]
+    # HTTPS with the operator's own CA, as a customer would configure the SDK.
+    http_config = HttpConfig.get_default_config()
+    if os.environ.get("LIVESNAP_TEST_CA"):
+        http_config.ssl_ca_cert = os.environ["LIVESNAP_TEST_CA"]
     client = (
         LiveClient.new_builder()
         .with_credentials(BasicCredentials(ak, sk, project))
+        .with_http_config(http_config)
         .with_endpoints([endpoint])
         .build()
     )

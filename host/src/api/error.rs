@@ -10,7 +10,7 @@ use serde_json::json;
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
-    /// `LIVE.…` code.
+    /// `LIVE.…` (or `APIGW.…`) code.
     pub code: &'static str,
     /// What went wrong, for a person.
     pub message: String,
@@ -30,6 +30,15 @@ pub mod codes {
     pub const CONFLICT: &str = "LIVE.100011005";
     /// The body is too large.
     pub const TOO_LARGE: &str = "LIVE.100011006";
+    /// The body did not arrive in time.
+    pub const TIMEOUT: &str = "LIVE.100011008";
+    /// Too many failed authentications from the client's address (Huawei
+    /// API gateway's throttling code).
+    pub const THROTTLED: &str = "APIGW.0308";
+    /// The server is busy with other requests; retry later.
+    pub const BUSY: &str = "LIVE.100011503";
+    /// A quota of the project is used up.
+    pub const QUOTA: &str = "LIVE.100011007";
     /// The server failed.
     pub const INTERNAL: &str = "LIVE.100011500";
 }
@@ -58,6 +67,22 @@ impl ApiError {
     /// 413.
     pub fn too_large(message: impl Into<String>) -> Self {
         Self { status: StatusCode::PAYLOAD_TOO_LARGE, code: codes::TOO_LARGE, message: message.into() }
+    }
+    /// 403 for a used-up quota.
+    pub fn quota(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::FORBIDDEN, code: codes::QUOTA, message: message.into() }
+    }
+    /// 408: the body did not arrive in time.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::REQUEST_TIMEOUT, code: codes::TIMEOUT, message: message.into() }
+    }
+    /// 429: too many failed authentications.
+    pub fn throttled(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::TOO_MANY_REQUESTS, code: codes::THROTTLED, message: message.into() }
+    }
+    /// 503: busy; retry later.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::SERVICE_UNAVAILABLE, code: codes::BUSY, message: message.into() }
     }
     /// 500; the cause is logged, not returned.
     pub fn internal(cause: impl std::fmt::Display) -> Self {

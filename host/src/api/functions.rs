@@ -57,8 +57,8 @@ pub async fn list(AxState(state): AxState<Arc<State>>, Path(project): Path<Strin
     let result = (|| {
         check_project(&state, &project)?;
         let mut list: Vec<Value> = Vec::new();
-        for m in state.store.modules().map_err(ApiError::internal)? {
-            list.push(json!({"name": m.name, "source": "uploaded", "sha256": m.sha256, "size": m.bytes.len(),
+        for m in state.store.module_summaries().map_err(ApiError::internal)? {
+            list.push(json!({"name": m.name, "source": "uploaded", "sha256": m.sha256, "size": m.size,
                              "uploaded_at": m.uploaded_at, "failures": state.metrics.component_failures(&m.name)}));
         }
         let config = state.config();
@@ -202,6 +202,18 @@ impl State {
                     )));
                 }
             }
+        }
+        let quotas = config.runtime.quotas;
+        let others: Vec<_> = self.store.module_summaries().map_err(ApiError::internal)?.into_iter().filter(|m| m.name != name).collect();
+        if others.len() >= quotas.max_modules {
+            return Err(ApiError::quota(format!("the project has its maximum of {} modules; delete one first", quotas.max_modules)));
+        }
+        let total = others.iter().map(|m| m.size).sum::<usize>() + bytes.len();
+        if total > quotas.max_module_bytes {
+            return Err(ApiError::quota(format!(
+                "modules would take {total} bytes, over the project's quota of {} bytes",
+                quotas.max_module_bytes
+            )));
         }
         let record = ModuleRecord {
             name: name.into(),

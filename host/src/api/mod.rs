@@ -5,22 +5,29 @@ pub mod auth;
 pub mod callbacks;
 pub mod error;
 pub mod functions;
+pub mod guard;
+pub mod key_chain;
 mod params;
 pub mod snapshot;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Path, Request, State as AxState};
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State as AxState};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
+use axum::body::Body;
 use serde_json::json;
 
 use crate::service::State;
+use crate::service::limiter::client_key;
+use auth::{AuthError, Checked, SignedRequest};
 use error::{ApiError, codes};
+use guard::Guard;
 
 /// Largest API request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -36,6 +43,10 @@ pub fn router(state: Arc<State>) -> Router {
             get(snapshot::query).post(snapshot::create).put(snapshot::modify).delete(snapshot::delete),
         )
         .route("/v1/{project_id}/streams", get(streams))
+        .route(
+            "/v1/{project_id}/guard/key-chain",
+            get(key_chain::show).put(key_chain::update).delete(key_chain::delete),
+        )
         .route("/v1/{project_id}/callbacks", get(callbacks::list))
         .route("/v1/{project_id}/functions", get(functions::list))
         .route(
@@ -43,13 +54,18 @@ pub fn router(state: Arc<State>) -> Router {
             get(functions::inspect).put(functions::upload).delete(functions::delete),
         )
         .route("/v1/{project_id}/callbacks/{id}/redeliver", axum::routing::post(callbacks::redeliver))
+        // `authenticate` reads bodies with each route's own limit; the
+        // extractors' default 2 MB must not refuse uploads it let through.
+        .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let guard = Arc::new(Guard::new(&state.config().runtime.http));
     Router::new()
         .route("/obs/{bucket}/{*object}", get(object))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .merge(api)
         .fallback(http_trigger)
+        .layer(Extension(guard))
         .with_state(state)
 }
 
@@ -58,7 +74,7 @@ const MAX_TRIGGER_BODY: usize = 1 << 20;
 
 /// Requests no built-in route takes go to the best-matching
 /// `[[trigger.http]]` route's component.
-async fn http_trigger(AxState(state): AxState<Arc<State>>, request: Request) -> Response {
+async fn http_trigger(AxState(state): AxState<Arc<State>>, Extension(guard): Extension<Arc<Guard>>, request: Request) -> Response {
     let path = request.uri().path().to_string();
     let component = state
         .http_routes
@@ -72,8 +88,9 @@ async fn http_trigger(AxState(state): AxState<Arc<State>>, request: Request) -> 
         return error(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such resource");
     };
     let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, MAX_TRIGGER_BODY).await else {
-        return ApiError::too_large(format!("the request body is larger than {MAX_TRIGGER_BODY} bytes")).into_response();
+    let body = match guard.read_body(body, MAX_TRIGGER_BODY, &guard.trigger_bodies).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
     };
     let request = http::Request::from_parts(parts, body);
     let kv: Arc<dyn crate::state::KeyValueStore> = state.store.clone();
@@ -100,25 +117,81 @@ async fn http_trigger(AxState(state): AxState<Arc<State>>, request: Request) -> 
     }
 }
 
-/// Buffers the body (up to [`MAX_BODY`]) and checks the signature over it.
-async fn authenticate(AxState(state): AxState<Arc<State>>, request: Request, next: Next) -> Response {
+/// Checks the credentials in the headers, then reads the body (with the
+/// route's limit, in time) and checks the signature over it. Addresses that
+/// failed too often get 429 until their window passes.
+async fn authenticate(
+    AxState(state): AxState<Arc<State>>,
+    Extension(guard): Extension<Arc<Guard>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let client = client_key(peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+    if let Some(left) = guard.failures.blocked(client, Instant::now()) {
+        return throttled(left);
+    }
     let (parts, body) = request.into_parts();
-    let limit = if parts.uri.path().contains("/functions/") { functions::MAX_MODULE } else { MAX_BODY };
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return ApiError::too_large(format!("the request body is larger than {limit} bytes")).into_response();
+    let refuse = |reason: AuthError| {
+        tracing::warn!(method = %parts.method, path = %parts.uri.path(), %client, "API request refused: {reason}");
+        if guard.failures.failed(client, Instant::now()) {
+            tracing::warn!(%client, "too many failed authentications: the address gets 429 for the rest of the window");
+        }
+        ApiError::unauthorized(reason.to_string()).into_response()
     };
-    let signed = auth::SignedRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &parts.headers,
-        body: &bytes,
+    let now = SystemTime::now();
+    // Nothing of the body is read for a request that cannot be authentic.
+    let checked = match auth::check_headers(&state.credentials, guard.policy, &parts.headers, now) {
+        Ok(checked) => checked,
+        Err(reason) => return refuse(reason),
     };
-    if let Err(reason) = auth::verify(&state.credentials, &signed, std::time::SystemTime::now()) {
-        tracing::warn!(method = %parts.method, path = %parts.uri.path(), "API request refused: {reason}");
-        return ApiError::unauthorized(reason).into_response();
+    let limit = body_limit(&parts.method, parts.uri.path());
+    let bytes = match guard.read_body(body, limit, &guard.uploads).await {
+        Ok(bytes) => bytes,
+        Err(e) => return e.into_response(),
+    };
+    if let Checked::Signed(pending) = &checked {
+        let signed = SignedRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            body: &bytes,
+        };
+        if let Err(reason) = pending.verify(&state.credentials, &signed) {
+            return refuse(reason);
+        }
+        // A captured state-changing request must not work twice; reads may.
+        if matches!(parts.method, Method::POST | Method::PUT | Method::DELETE | Method::PATCH) {
+            match guard.replays.first_use(pending.signature(), pending.date(), now) {
+                Ok(()) => {}
+                Err(AuthError::ReplayCacheFull) => return ApiError::busy(AuthError::ReplayCacheFull.to_string()).into_response(),
+                Err(reason) => return refuse(reason),
+            }
+        }
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// The largest body a request may have: a module for
+/// `PUT /v1/{project_id}/functions/{name}`, [`MAX_BODY`] for the rest.
+fn body_limit(method: &Method, path: &str) -> usize {
+    let segments: Vec<&str> = path.split('/').collect();
+    match segments.as_slice() {
+        ["", "v1", _, "functions", name] if method == Method::PUT && !name.is_empty() => functions::MAX_MODULE,
+        _ => MAX_BODY,
+    }
+}
+
+/// 429 with Huawei's gateway code, for the rest of the window.
+fn throttled(left: std::time::Duration) -> Response {
+    let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    let mut response = ApiError::throttled(format!(
+        "The throttling threshold has been reached: too many failed authentications from this address; retry in {secs} s"
+    ))
+    .into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    response
 }
 
 /// A Huawei-style error body.

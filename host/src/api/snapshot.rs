@@ -150,6 +150,10 @@ impl State {
         if api.iter().any(|t| t.domain == config.domain && t.app() == app) {
             return Err(ApiError::conflict(format!("a template for domain '{}' app '{app}' already exists", config.domain)));
         }
+        let quota = self.config().runtime.quotas.max_templates;
+        if api.len() >= quota {
+            return Err(ApiError::quota(format!("the project has its maximum of {quota} templates; delete one first")));
+        }
         api.push(config.clone());
         let candidate = self.candidate(&api)?;
         match self.store.insert_template(&config) {

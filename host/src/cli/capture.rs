@@ -126,7 +126,14 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         max_backoff: Duration::from_secs(2),
         ..DeliveryConfig::default()
     };
-    let pipeline = Arc::new(Pipeline::new(&config, runtime, Delivery::start(outbox, delivery_config))?);
+    // A --callback-url typed on the command line is the operator's own choice.
+    let mut egress = config.runtime.egress.clone();
+    if let Some(url) = &args.callback_url {
+        egress.allow_url_host(url);
+    }
+    let egress = Arc::new(egress);
+    runtime.set_egress(egress.clone());
+    let pipeline = Arc::new(Pipeline::new(&config, runtime, Delivery::start(outbox, delivery_config, egress))?);
     let weak = Arc::downgrade(&pipeline);
     let resign_template = template.clone();
     pipeline.delivery().set_resigner(Arc::new(move |json: &str| weak.upgrade()?.resign(&resign_template, json)));
@@ -279,6 +286,7 @@ fn load_config(args: &CaptureArgs) -> anyhow::Result<Config> {
     if let Some(dir) = &args.out {
         let bucket = raw.obs_location.bucket.clone();
         let location = raw.obs_location.location.clone();
+        livesnap::config::runtime::check_bucket_folder(&bucket, dir, &runtime.state_dir)?;
         runtime.buckets.retain(|b| b.name != bucket);
         runtime.buckets.push(BucketConfig { name: bucket, location, backend: Backend::Fs { path: dir.clone() } });
     }

@@ -28,8 +28,7 @@ impl Secret {
 
     /// Constant-time equality with `other`.
     pub fn matches(&self, other: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), other.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        subtle::ConstantTimeEq::ct_eq(self.0.as_bytes(), other.as_bytes()).into()
     }
 }
 
@@ -68,15 +67,18 @@ pub fn resolve(runtime: &RuntimeConfig) -> Result<(ApiCredentials, Option<PathBu
             .map_err(|source| ConfigError::Io { path: p.to_owned(), source })
     };
     let secret = match (env("LIVESNAP_SECRET_KEY"), &api.secret_key, &api.secret_key_file) {
-        (Some(s), _, _) => Some(s),
-        (None, Some(s), _) => Some(s.clone()),
-        (None, None, Some(f)) => Some(read(f)?),
+        (Some(s), _, _) => Some(strong(s, "LIVESNAP_SECRET_KEY")?),
+        (None, Some(s), _) => Some(strong(s.clone(), "[api] secret_key")?),
+        (None, None, Some(f)) => Some(strong(read(f)?, &format!("[api] secret_key_file ({})", f.display()))?),
         _ => None,
     };
     let access = env("LIVESNAP_ACCESS_KEY").or_else(|| api.access_key.clone());
+    if access.as_deref().is_some_and(|a| a.trim().is_empty()) {
+        return Err(ConfigError::Invalid("[api] access_key is empty".into()));
+    }
     let token = match (&api.token, &api.token_file) {
-        (Some(t), _) => Some(t.clone()),
-        (None, Some(f)) => Some(read(f)?),
+        (Some(t), _) => Some(strong(t.clone(), "[api] token")?),
+        (None, Some(f)) => Some(strong(read(f)?, &format!("[api] token_file ({})", f.display()))?),
         _ => None,
     };
     let project = env("LIVESNAP_PROJECT_ID").or_else(|| api.project_id.clone());
@@ -92,8 +94,12 @@ pub fn resolve(runtime: &RuntimeConfig) -> Result<(ApiCredentials, Option<PathBu
     let path = generated_path(runtime);
     let mut creds = if path.exists() {
         let text = read(&path)?;
-        toml::from_str::<ApiCredentials>(&text)
-            .map_err(|e| ConfigError::Parse { path: Some(path.clone()), message: e.to_string() })?
+        let creds = toml::from_str::<ApiCredentials>(&text)
+            .map_err(|e| ConfigError::Parse { path: Some(path.clone()), message: e.to_string() })?;
+        let what = path.display();
+        strong(creds.secret_key.expose().to_string(), &format!("secret_key in {what}"))?;
+        strong(creds.token.expose().to_string(), &format!("token in {what}"))?;
+        creds
     } else {
         let creds = ApiCredentials {
             project_id: random_hex(16),
@@ -112,6 +118,26 @@ pub fn resolve(runtime: &RuntimeConfig) -> Result<(ApiCredentials, Option<PathBu
         creds.token = Secret(t);
     }
     Ok((creds, Some(path)))
+}
+
+/// Shortest secret key or token accepted.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// `secret` if it is long enough to be one; the error names `what`, never
+/// the value.
+fn strong(secret: String, what: &str) -> Result<String, ConfigError> {
+    let n = secret.chars().count();
+    if secret.trim().is_empty() {
+        return Err(ConfigError::Invalid(format!(
+            "{what} is empty; set at least {MIN_SECRET_LEN} characters (`livesnap keygen` prints one)"
+        )));
+    }
+    if n < MIN_SECRET_LEN {
+        return Err(ConfigError::Invalid(format!(
+            "{what} is {n} characters long; use at least {MIN_SECRET_LEN} (`livesnap keygen` prints one)"
+        )));
+    }
+    Ok(secret)
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

@@ -33,6 +33,84 @@ pub struct RuntimeConfig {
     pub api: ApiSettings,
     /// `[delivery]`: callback retries.
     pub delivery: crate::delivery::DeliveryConfig,
+    /// `[rtmp]`: what one publisher connection may cost.
+    pub rtmp: RtmpLimits,
+    /// `[egress]`: destinations the operator allows that the egress policy
+    /// refuses by default (loopback, private ranges).
+    pub egress: crate::egress::EgressPolicy,
+    /// `[quotas]`: what the API lets a project create.
+    pub quotas: Quotas,
+    /// `[http]`: HTTP connection limits and timeouts, API request checks.
+    pub http: crate::service::http_server::HttpSettings,
+    /// `[tls]`: HTTPS and RTMPS.
+    pub tls: crate::service::tls::TlsSettings,
+}
+
+/// `[quotas]` of the runtime config.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Quotas {
+    /// Templates created through the API.
+    pub max_templates: usize,
+    /// Uploaded modules.
+    pub max_modules: usize,
+    /// Bytes of all uploaded modules together.
+    pub max_module_bytes: usize,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self { max_templates: 100, max_modules: 20, max_module_bytes: 256 << 20 }
+    }
+}
+
+/// `[rtmp]` of the runtime config: bounds on what a connection may make the
+/// server hold or wait for.
+#[derive(Clone, Debug)]
+pub struct RtmpLimits {
+    /// Open RTMP connections at most (also bounded by the file descriptor limit).
+    pub max_connections: usize,
+    /// Open RTMP connections from one client address at most.
+    pub max_per_client: usize,
+    /// From accept to an accepted publish at most.
+    pub publish_timeout: Duration,
+    /// No bytes for this long closes a connection.
+    pub idle_timeout: Duration,
+    /// A publisher sending fewer bytes than this per 10 s is dropped.
+    pub min_bytes_per_10s: u64,
+    /// Bytes of unfinished messages all connections together may hold.
+    pub unfinished_budget: usize,
+}
+
+impl Default for RtmpLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 2000,
+            max_per_client: 100,
+            publish_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(30),
+            min_bytes_per_10s: 1000,
+            unfinished_budget: 512 << 20,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRtmp {
+    max_connections: Option<usize>,
+    max_per_client: Option<usize>,
+    publish_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    min_bytes_per_10s: Option<u64>,
+    unfinished_budget_mb: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEgress {
+    #[serde(default)]
+    allow: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -103,6 +181,16 @@ struct Raw {
     domains: Option<Vec<String>>,
     #[serde(default)]
     delivery: RawDelivery,
+    #[serde(default)]
+    rtmp: RawRtmp,
+    #[serde(default)]
+    egress: RawEgress,
+    #[serde(default)]
+    quotas: Quotas,
+    #[serde(default)]
+    tls: crate::service::tls::TlsSettings,
+    #[serde(default)]
+    http: crate::service::http_server::HttpSettings,
 }
 
 #[derive(Deserialize)]
@@ -141,7 +229,8 @@ impl RuntimeConfig {
 
     /// The base URL fs-bucket objects are served under.
     pub fn public_url(&self) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.http_listen))
+        let scheme = if self.tls.cert.is_some() { "https" } else { "http" };
+        self.public_url.clone().unwrap_or_else(|| format!("{scheme}://{}", self.http_listen))
     }
 
     /// Domains served: the declared ones and those of manifest templates.
@@ -190,6 +279,11 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
         }
         buckets.push(BucketConfig { name: b.name, location, backend });
     }
+    for b in &buckets {
+        if let Backend::Fs { path } = &b.backend {
+            check_bucket_folder(&b.name, path, &state_dir)?;
+        }
+    }
     if buckets.is_empty() {
         buckets.push(BucketConfig {
             name: "snapshots".into(),
@@ -218,12 +312,63 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
                 per_destination: r.per_destination.unwrap_or(d.per_destination).clamp(1, 64),
             }
         },
+        rtmp: {
+            let d = RtmpLimits::default();
+            let r = raw.rtmp;
+            RtmpLimits {
+                max_connections: r.max_connections.unwrap_or(d.max_connections).max(1),
+                max_per_client: r.max_per_client.unwrap_or(d.max_per_client).max(1),
+                publish_timeout: r.publish_timeout_secs.map_or(d.publish_timeout, |s| Duration::from_secs(s.max(1))),
+                idle_timeout: r.idle_timeout_secs.map_or(d.idle_timeout, |s| Duration::from_secs(s.max(1))),
+                min_bytes_per_10s: r.min_bytes_per_10s.unwrap_or(d.min_bytes_per_10s),
+                unfinished_budget: r.unfinished_budget_mb.map_or(d.unfinished_budget, |m| m.max(32) << 20),
+            }
+        },
+        egress: crate::egress::EgressPolicy::from_config(&raw.egress.allow)?,
+        quotas: raw.quotas,
+        tls: raw.tls.resolve(base),
+        http: raw.http,
         api: ApiSettings {
             secret_key_file: raw.api.secret_key_file.map(|f| base.join(f)),
             token_file: raw.api.token_file.map(|f| base.join(f)),
             ..raw.api
         },
     })
+}
+
+/// An fs bucket is served without authentication and written by
+/// components, so it may not hold the state folder (the database, the API
+/// credentials) nor overlap the compiled-component cache.
+pub fn check_bucket_folder(name: &str, path: &Path, state_dir: &Path) -> Result<(), ConfigError> {
+    let norm = |p: &Path| {
+        let abs = if p.is_absolute() { p.to_owned() } else { std::env::current_dir().unwrap_or_default().join(p) };
+        // Resolve what exists (symlinks included), keep the rest as written.
+        let mut out = PathBuf::new();
+        for c in abs.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                std::path::Component::CurDir => {}
+                c => out.push(c),
+            }
+            if let Ok(real) = out.canonicalize() {
+                out = real;
+            }
+        }
+        out
+    };
+    let (bucket, state, cache) = (norm(path), norm(state_dir), norm(&state_dir.join("cache")));
+    let overlaps = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+    if state.starts_with(&bucket) || overlaps(&bucket, &cache) {
+        return Err(ConfigError::Invalid(format!(
+            "bucket '{name}': its folder {} overlaps the state folder {} (database, credentials, compiled-component cache); \
+             give it a folder of its own",
+            path.display(),
+            state_dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// S3 settings; the secret comes from the environment or a file, never the

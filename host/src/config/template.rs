@@ -346,14 +346,18 @@ fn validate_callback_url(url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("'{url}' must start with http:// or https://"))?;
+        .ok_or("must start with http:// or https://")?;
     if url.contains('?') || url.contains('#') {
         return Err("must not have a query string or fragment".into());
     }
     let host_port = rest.split('/').next().unwrap_or("");
+    if host_port.contains('@') {
+        // Credentials in a URL would be shown wherever the URL is.
+        return Err("must not carry credentials (user:password@); use auth_key to sign callbacks".into());
+    }
     let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
-    if host.is_empty() || url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("'{url}' is not a valid URL"));
+    if host.is_empty() || url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) || url::Url::parse(url).is_err() {
+        return Err("is not a valid URL".into());
     }
     Ok(())
 }
@@ -427,6 +431,7 @@ mod tests {
             ("call_back_url", Box::new(|c| c.call_back_enable = Some("on".into()))),
             ("call_back_url", Box::new(|c| c.call_back_url = Some("ftp://x/y".into()))),
             ("call_back_url", Box::new(|c| c.call_back_url = Some("http://x/y?a=1".into()))),
+            ("call_back_url", Box::new(|c| c.call_back_url = Some("http://user:pw@x/y".into()))),
             ("auth_key", Box::new(|c| c.auth_key = Some("short".into()))),
             ("snapshot_mode", Box::new(|c| c.snapshot_mode = Some("sometimes".into()))),
             ("image_object_format", Box::new(|c| c.image_object_format = Some("{stream}".into()))),

@@ -4,6 +4,12 @@
 //! and given up (marked failed, visible through the API) after a bounded
 //! number of attempts or age. Each carries an `Idempotency-Key` so receivers
 //! can drop duplicates of at-least-once delivery.
+//!
+//! Every destination passes the egress policy after DNS and is connected to
+//! at the vetted address; redirects are not followed. Workers are shared
+//! fairly: one stays free for destinations with nothing in flight, so
+//! receivers that never answer cannot hold every sender, and a destination
+//! that keeps failing gets a shorter timeout.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +19,7 @@ use std::time::Duration;
 
 use ureq::Agent;
 
+use crate::egress::{EgressPolicy, VettingResolver, refusal_of};
 use crate::state::{OutboxItem, OutboxStatus, OutboxStore};
 
 /// The idempotency header.
@@ -68,7 +75,7 @@ impl Default for DeliveryConfig {
             max_age: Duration::from_secs(24 * 3600),
             backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
-            workers: 4,
+            workers: 8,
             per_destination: 2,
         }
     }
@@ -96,6 +103,10 @@ struct Claims {
     mode: Mode,
     ids: HashSet<String>,
     per_destination: HashMap<String, usize>,
+    /// Attempts in flight, all destinations.
+    in_flight: usize,
+    /// Failures in a row per destination (reset by a success).
+    strikes: HashMap<String, u32>,
 }
 
 struct Inner {
@@ -118,19 +129,28 @@ pub struct Delivery {
 impl Delivery {
     /// Starts the senders over `store`; pending callbacks left by an earlier
     /// run are picked up too.
-    pub fn start(store: Arc<dyn OutboxStore>, config: DeliveryConfig) -> Self {
-        let agent: Agent = Agent::config_builder()
+    pub fn start(store: Arc<dyn OutboxStore>, config: DeliveryConfig, egress: Arc<EgressPolicy>) -> Self {
+        let agent_config = Agent::config_builder()
             .timeout_global(Some(config.timeout))
             .http_status_as_error(false)
+            // A redirect could lead anywhere, a proxy would be resolved instead of the receiver.
+            .max_redirects(0)
+            .proxy(None)
             .user_agent(concat!("livesnap/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let agent = Agent::with_parts(agent_config, ureq::unversioned::transport::DefaultConnector::new(), VettingResolver(egress));
         let inner = Arc::new(Inner {
             store,
             config,
             agent,
             resigner: Mutex::new(None),
-            claims: Mutex::new(Claims { mode: Mode::Running, ids: HashSet::new(), per_destination: HashMap::new() }),
+            claims: Mutex::new(Claims {
+                mode: Mode::Running,
+                ids: HashSet::new(),
+                per_destination: HashMap::new(),
+                in_flight: 0,
+                strikes: HashMap::new(),
+            }),
             wake: Condvar::new(),
             ok: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -171,7 +191,7 @@ impl Delivery {
         match self.inner.store.enqueue(&item) {
             Ok(true) => self.inner.wake.notify_all(),
             Ok(false) => tracing::debug!(id = %item.id, "callback already in the outbox"),
-            Err(e) => tracing::error!(id = %item.id, url = %item.url, "could not record the callback: {e}"),
+            Err(e) => tracing::error!(id = %item.id, destination = %item.destination, "could not record the callback: {e}"),
         }
     }
 
@@ -209,39 +229,54 @@ impl Delivery {
 
 impl Inner {
     fn work(&self) {
-        while let Some(item) = self.claim() {
+        while let Some((item, timeout)) = self.claim() {
             let dest = item.destination.clone();
             let id = item.id.clone();
-            self.attempt(item);
+            let delivered = self.attempt(item, timeout);
             let mut claims = self.claims.lock().unwrap();
             claims.ids.remove(&id);
+            claims.in_flight -= 1;
             if let Some(n) = claims.per_destination.get_mut(&dest) {
                 *n = n.saturating_sub(1);
+            }
+            if delivered {
+                claims.strikes.remove(&dest);
+            } else {
+                *claims.strikes.entry(dest).or_default() += 1;
             }
             drop(claims);
             self.wake.notify_all();
         }
     }
 
-    /// The next due callback this thread may send, or `None` to stop.
-    fn claim(&self) -> Option<OutboxItem> {
+    /// The next due callback this thread may send and the timeout for its
+    /// attempt, or `None` to stop.
+    fn claim(&self) -> Option<(OutboxItem, Duration)> {
         let mut claims = self.claims.lock().unwrap();
         loop {
             if claims.mode == Mode::Halt {
                 return None;
             }
             let now = now_ms();
-            let due = self.store.due(now, 64).unwrap_or_else(|e| {
+            let due = self.store.due(now, 256).unwrap_or_else(|e| {
                 tracing::error!("reading the outbox: {e}");
                 Vec::new()
             });
             let limit = self.config.per_destination.max(1);
+            let workers = self.config.workers.max(1);
+            let free = workers.saturating_sub(claims.in_flight);
             if let Some(item) = due.into_iter().find(|i| {
-                !claims.ids.contains(&i.id) && claims.per_destination.get(&i.destination).copied().unwrap_or(0) < limit
+                let busy = claims.per_destination.get(&i.destination).copied().unwrap_or(0);
+                // A destination already being tried may not take the last free
+                // worker: that one is kept for a destination with nothing in flight.
+                !claims.ids.contains(&i.id) && busy < limit && (busy == 0 || free > 1)
             }) {
                 claims.ids.insert(item.id.clone());
+                claims.in_flight += 1;
                 *claims.per_destination.entry(item.destination.clone()).or_default() += 1;
-                return Some(item);
+                let strikes = claims.strikes.get(&item.destination).copied().unwrap_or(0);
+                let timeout = if strikes >= 2 { (self.config.timeout / 4).max(Duration::from_secs(1)).min(self.config.timeout) } else { self.config.timeout };
+                return Some((item, timeout));
             }
             let pending = self.store.counts().map(|(p, _)| p).unwrap_or(0);
             if claims.mode == Mode::Drain && pending == 0 && claims.ids.is_empty() {
@@ -255,7 +290,8 @@ impl Inner {
         }
     }
 
-    fn attempt(&self, mut item: OutboxItem) {
+    /// One attempt; whether it was delivered.
+    fn attempt(&self, mut item: OutboxItem, timeout: Duration) -> bool {
         if item.attempts > 0
             && let Some(resign) = &item.resign
             && let Some(resigner) = self.resigner.lock().unwrap().clone()
@@ -266,7 +302,8 @@ impl Inner {
             item.body = body;
         }
         item.attempts += 1;
-        let mut request = self.agent.post(&item.url).header(IDEMPOTENCY_HEADER, &item.id);
+        let mut request =
+            self.agent.post(&item.url).config().timeout_global(Some(timeout)).build().header(IDEMPOTENCY_HEADER, &item.id);
         let mut has_type = false;
         for (k, v) in &item.headers {
             has_type |= k.eq_ignore_ascii_case("content-type");
@@ -275,36 +312,60 @@ impl Inner {
         if !has_type {
             request = request.header("content-type", "application/json");
         }
+        let mut refused = false;
         let outcome = match request.send(&item.body[..]) {
             Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
             Ok(r) => Err(format!("HTTP {}", r.status())),
-            Err(e) => Err(e.to_string()),
+            Err(e) => match refusal_of(&e) {
+                Some(refusal) => {
+                    refused = true;
+                    Err(refusal.to_string())
+                }
+                // One text for every transport failure: the receiver's tenant
+                // must not learn which ports are open on a host.
+                None => Err("no answer from the receiver (could not connect, or it timed out)".into()),
+            },
         };
+        let delivered = outcome.is_ok();
         let now = now_ms();
+        let mut retry_in = None;
         match outcome {
-            Ok(status) => {
+            Ok(_) => {
                 item.status = OutboxStatus::Delivered;
                 item.last_error = None;
-                self.ok.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(id = %item.id, url = %item.url, status, attempt = item.attempts, "callback delivered");
             }
             Err(error) => {
                 let too_old = now - item.created_at > self.config.max_age.as_millis() as i64;
-                if item.attempts >= self.config.max_attempts || too_old {
+                // A refusal is the operator's policy: retrying cannot change it.
+                if refused || item.attempts >= self.config.max_attempts || too_old {
                     item.status = OutboxStatus::Failed;
-                    self.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(id = %item.id, url = %item.url, attempt = item.attempts, %error, "callback failed; giving up");
                 } else {
                     let wait = self.backoff(item.attempts);
                     item.next_attempt_at = now + wait.as_millis() as i64;
-                    tracing::warn!(id = %item.id, url = %item.url, attempt = item.attempts, %error, retry_in = ?wait, "callback failed; retrying");
+                    retry_in = Some(wait);
                 }
                 item.last_error = Some(error);
             }
         }
+        // Recorded before it is logged or counted: whoever reads the log or
+        // the counters finds the outbox saying the same.
         if let Err(e) = self.store.record_attempt(&item) {
             tracing::error!(id = %item.id, "recording a callback attempt: {e}");
         }
+        let (id, destination, attempt) = (&item.id, &item.destination, item.attempts);
+        let error = item.last_error.as_deref().unwrap_or_default();
+        match (item.status, retry_in) {
+            (OutboxStatus::Delivered, _) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%id, %destination, attempt, "callback delivered");
+            }
+            (_, Some(wait)) => tracing::warn!(%id, %destination, attempt, %error, retry_in = ?wait, "callback failed; retrying"),
+            _ => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%id, %destination, attempt, %error, "callback failed; giving up");
+            }
+        }
+        delivered
     }
 
     fn backoff(&self, attempts: u32) -> Duration {
@@ -317,11 +378,11 @@ impl Inner {
     }
 }
 
-/// `scheme://host:port` of a URL.
+/// `scheme://host:port` of a URL (never its credentials or path).
 fn destination(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(u) => format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port_or_known_default().unwrap_or(0)),
-        Err(_) => url.to_string(),
+        Err(_) => "(invalid URL)".into(),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod annexb;
 pub mod flv;
 pub mod h264;
 pub mod rtmp;
+pub mod url_auth;
 pub mod window;
 
 use std::io;

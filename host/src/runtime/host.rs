@@ -35,13 +35,18 @@ pub struct ComponentGrants {
 }
 
 impl HostState {
-    pub(super) fn new(buckets: Arc<Buckets>, memory_cap: usize, grants: &ComponentGrants) -> Self {
+    pub(super) fn new(
+        buckets: Arc<Buckets>,
+        memory_cap: usize,
+        grants: &ComponentGrants,
+        egress: Arc<crate::egress::EgressPolicy>,
+    ) -> Self {
         let mut wasi = WasiCtx::builder();
         wasi.envs(&grants.environment);
         Self {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundPolicy::new(grants.allowed_outbound_hosts.clone()),
+            hooks: OutboundPolicy::new(grants.allowed_outbound_hosts.clone(), egress),
             table: ResourceTable::new(),
             buckets,
             limiter: MemoryCap::new(memory_cap),

@@ -56,12 +56,12 @@ pub struct HttpState {
 }
 
 impl HttpState {
-    pub(super) fn new(grants: Arc<HttpGrants>, kv: Arc<dyn KeyValueStore>, memory_cap: usize) -> Self {
+    pub(super) fn new(grants: Arc<HttpGrants>, kv: Arc<dyn KeyValueStore>, memory_cap: usize, egress: Arc<crate::egress::EgressPolicy>) -> Self {
         Self {
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: OutboundPolicy::new(grants.allowed_outbound_hosts.clone()),
+            hooks: OutboundPolicy::new(grants.allowed_outbound_hosts.clone(), egress),
             grants,
             kv,
             limiter: MemoryCap::new(memory_cap),
@@ -177,7 +177,7 @@ impl super::Runtime {
     ) -> Result<HttpReply, super::RuntimeError> {
         let name = component.name.clone();
         let stage = super::Stage::Http;
-        let mut store = Store::new(&self.engine, HttpState::new(component.grants.clone(), kv, limits.memory));
+        let mut store = Store::new(&self.engine, HttpState::new(component.grants.clone(), kv, limits.memory, self.egress()));
         store.limiter(|s| &mut s.limiter as &mut dyn ResourceLimiter);
         store.set_epoch_deadline(limits.timeout.as_millis().div_ceil(super::EPOCH_TICK.as_millis()) as u64 + 1);
         store.epoch_deadline_trap();

@@ -177,11 +177,13 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     http_linker: Linker<http::HttpState>,
-    cache_dir: Option<PathBuf>,
+    cache: Option<cache::CodeCache>,
     buckets: Arc<Buckets>,
     /// Compiled components with the SHA-256 of their bytes.
     components: Mutex<HashMap<String, ([u8; 32], Component)>>,
     grants: Mutex<HashMap<String, ComponentGrants>>,
+    /// Where components' outbound HTTP may go (the operator's egress policy).
+    egress: std::sync::RwLock<Arc<crate::egress::EgressPolicy>>,
     prepared: Mutex<HashMap<(String, Stage), Prepared>>,
 }
 
@@ -211,6 +213,12 @@ impl Runtime {
             .linear_memory_keep_resident(8 << 20);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(RuntimeError::Engine)?;
+        let cache = cache_dir
+            .map(|dir| {
+                cache::CodeCache::open(&dir)
+                    .map_err(|e| RuntimeError::Engine(wasmtime::Error::msg(format!("compiled-component cache {}: {e}", dir.display()))))
+            })
+            .transpose()?;
         let ticker = engine.weak();
         std::thread::Builder::new()
             .name("wasm-epoch".into())
@@ -232,10 +240,11 @@ impl Runtime {
             engine,
             linker,
             http_linker,
-            cache_dir,
+            cache,
             buckets,
             components: Mutex::default(),
             grants: Mutex::default(),
+            egress: std::sync::RwLock::default(),
             prepared: Mutex::default(),
         })
     }
@@ -248,7 +257,11 @@ impl Runtime {
         if self.components.lock().unwrap().get(name).is_some_and(|(d, _)| *d == digest) {
             return Ok(());
         }
-        let component = cache::compile(&self.engine, bytes, self.cache_dir.as_deref())
+        let compiled = match &self.cache {
+            Some(cache) => cache.compile(&self.engine, bytes),
+            None => Component::new(&self.engine, bytes),
+        };
+        let component = compiled
             .map_err(|source| RuntimeError::Compile { name: name.into(), source })?;
         self.components.lock().unwrap().insert(name.into(), (digest, component));
         self.prepared.lock().unwrap().retain(|(n, _), _| n != name);
@@ -260,9 +273,30 @@ impl Runtime {
         self.grants.lock().unwrap().insert(name.into(), grants);
     }
 
+    /// What a component may use.
+    pub fn grants(&self, name: &str) -> ComponentGrants {
+        self.grants.lock().unwrap().get(name).cloned().unwrap_or_default()
+    }
+
+    /// Sets the egress policy components' outbound HTTP is held to.
+    pub fn set_egress(&self, egress: Arc<crate::egress::EgressPolicy>) {
+        *self.egress.write().unwrap() = egress;
+    }
+
+    fn egress(&self) -> Arc<crate::egress::EgressPolicy> {
+        self.egress.read().unwrap().clone()
+    }
+
     /// Removes a component.
     pub fn remove_component(&self, name: &str) {
-        self.components.lock().unwrap().remove(name);
+        let mut components = self.components.lock().unwrap();
+        if let Some((digest, _)) = components.remove(name)
+            && !components.values().any(|(d, _)| *d == digest)
+            && let Some(cache) = &self.cache
+        {
+            cache.remove(&self.engine, &digest);
+        }
+        drop(components);
         self.grants.lock().unwrap().remove(name);
         self.prepared.lock().unwrap().retain(|(n, _), _| n != name);
     }
@@ -271,7 +305,9 @@ impl Runtime {
     /// world it fits, with why it does not fit the others, and its imports
     /// and exports.
     pub fn inspect(&self, bytes: &[u8]) -> Result<Inspection, String> {
-        let component = cache::compile(&self.engine, bytes, self.cache_dir.as_deref()).map_err(|e| format!("{e:#}"))?;
+        // Not through the cache: a module that is then rejected must leave no
+        // compiled code behind.
+        let component = Component::new(&self.engine, bytes).map_err(|e| format!("{e:#}"))?;
         let ty = component.component_type();
         let imports = ty.imports(&self.engine).map(|(n, _)| n.to_string()).collect();
         let exports = ty.exports(&self.engine).map(|(n, _)| n.to_string()).collect();
@@ -337,8 +373,8 @@ impl Runtime {
     }
 
     fn store(&self, name: &str, limits: CallLimits) -> Store<HostState> {
-        let grants = self.grants.lock().unwrap().get(name).cloned().unwrap_or_default();
-        let mut store = Store::new(&self.engine, HostState::new(self.buckets.clone(), limits.memory, &grants));
+        let grants = self.grants(name);
+        let mut store = Store::new(&self.engine, HostState::new(self.buckets.clone(), limits.memory, &grants, self.egress()));
         store.limiter(|s| &mut s.limiter);
         let ticks = limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64 + 1;
         store.set_epoch_deadline(ticks);

@@ -1,26 +1,33 @@
 //! Outbound HTTP from components: denied unless Spin's
-//! `allowed_outbound_hosts` lists the destination; a wildcard allows only
-//! public addresses (re-checked after DNS).
+//! `allowed_outbound_hosts` lists the destination, and then subject to the
+//! operator's egress policy after DNS (loopback and private ranges only
+//! where the operator allows them). Plain HTTP connects to exactly the
+//! address that was vetted, so a rebinding name cannot switch it.
+
+use std::sync::Arc;
 
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::WasiHttpHooks;
 
+use crate::egress::EgressPolicy;
+
 /// Outbound HTTP is denied unless the destination is allowed.
 pub struct OutboundPolicy {
     allowed: Vec<String>,
+    egress: Arc<EgressPolicy>,
 }
 
 impl OutboundPolicy {
-    /// A policy allowing `allowed` (Spin's `allowed_outbound_hosts`).
-    pub fn new(allowed: Vec<String>) -> Self {
-        Self { allowed }
+    /// A policy allowing `allowed` (Spin's `allowed_outbound_hosts`) within `egress`.
+    pub fn new(allowed: Vec<String>, egress: Arc<EgressPolicy>) -> Self {
+        Self { allowed, egress }
     }
 }
 
 impl WasiHttpHooks for OutboundPolicy {
     fn send_request(
         &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        mut request: http::Request<wasmtime_wasi_http::WasiBody>,
         options: Option<wasmtime_wasi_http::RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
     ) -> Box<
@@ -43,38 +50,31 @@ impl WasiHttpHooks for OutboundPolicy {
             tracing::warn!(%scheme, %host, port, "outbound HTTP denied: not in allowed_outbound_hosts");
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
-        // A wildcard allows public hosts only: loopback and private addresses
-        // must be named explicitly (checked after DNS, against rebinding).
-        let explicit = matched.iter().any(|p| !p.split("://").nth(1).unwrap_or("*").split(':').next().unwrap_or("*").contains('*'));
+        // A wildcard reaches public addresses only, whatever the operator
+        // allows: loopback and private hosts must be named.
+        let wildcard_only = matched.iter().all(|p| p.split("://").nth(1).unwrap_or("*").split(':').next().unwrap_or("*").contains('*'));
         drop(fut);
+        let egress = self.egress.clone();
         Box::new(async move {
-            if !explicit {
-                let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-                    .await
-                    .map_err(|_| wasmtime_wasi_http::Error::DestinationNotFound)?
-                    .collect();
-                if let Some(a) = addrs.iter().find(|a| !is_public(a.ip())) {
-                    tracing::warn!(%host, addr = %a.ip(), "outbound HTTP denied: a wildcard does not allow private or loopback addresses");
-                    return Err(wasmtime_wasi_http::Error::DestinationIpProhibited);
-                }
+            let lookup = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|_| wasmtime_wasi_http::Error::DestinationNotFound)?;
+            let lookup: Vec<std::net::SocketAddr> = lookup.collect();
+            if wildcard_only && let Some(a) = lookup.iter().find(|a| crate::egress::classify(a.ip()).is_some()) {
+                tracing::warn!(%host, addr = %a.ip(), "outbound HTTP denied: a wildcard does not reach private or loopback addresses");
+                return Err(wasmtime_wasi_http::Error::DestinationIpProhibited);
+            }
+            let vetted = egress.vet(lookup).map_err(|refusal| {
+                tracing::warn!(%host, port, "outbound HTTP denied: {refusal}");
+                wasmtime_wasi_http::Error::DestinationIpProhibited
+            })?;
+            if scheme == "http" {
+                // The Host header keeps the name; the connection goes to the vetted address.
+                let mut parts = request.uri().clone().into_parts();
+                parts.authority = Some(vetted[0].to_string().parse().map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?);
+                *request.uri_mut() = http::Uri::from_parts(parts).map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?;
             }
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
-    }
-}
-
-/// Whether an address is on the public internet.
-fn is_public(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            !(v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        std::net::IpAddr::V6(v6) => {
-            !(v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00 || (v6.segments()[0] & 0xffc0) == 0xfe80)
-                && v6.to_ipv4_mapped().is_none_or(|v4| is_public(std::net::IpAddr::V4(v4)))
-        }
     }
 }
 
@@ -101,7 +101,7 @@ pub fn outbound_allowed(pattern: &str, scheme: &str, host: &str, port: u16) -> b
 
 #[cfg(test)]
 mod tests {
-    use super::{is_public, outbound_allowed};
+    use super::outbound_allowed;
 
     #[test]
     fn spin_allowed_outbound_hosts_syntax() {
@@ -113,7 +113,5 @@ mod tests {
         assert!(outbound_allowed("*://*.example.com:*", "http", "api.example.com", 8080));
         assert!(!outbound_allowed("*://*.example.com:*", "http", "example.org", 80));
         assert!(outbound_allowed("https://*", "https", "anything.io", 443));
-        assert!(!is_public("127.0.0.1".parse().unwrap()) && !is_public("10.1.2.3".parse().unwrap()));
-        assert!(!is_public("::1".parse().unwrap()) && is_public("93.184.216.34".parse().unwrap()));
     }
 }

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub publishes: AtomicU64,
     /// Publishes refused.
     pub publishes_refused: AtomicU64,
+    /// Publishes refused by ingest URL validation (a subset of the refused).
+    pub publishes_unauthorized: AtomicU64,
     /// Pictures received.
     pub frames: AtomicU64,
     /// Snapshots stored.
@@ -70,6 +72,11 @@ impl Metrics {
         };
         counter("livesnap_publishes_total", "RTMP publishes accepted.", self.publishes.load(Ordering::Relaxed));
         counter("livesnap_publishes_refused_total", "RTMP publishes refused.", self.publishes_refused.load(Ordering::Relaxed));
+        counter(
+            "livesnap_publishes_unauthorized_total",
+            "RTMP publishes refused by ingest URL validation.",
+            self.publishes_unauthorized.load(Ordering::Relaxed),
+        );
         counter("livesnap_frames_total", "Pictures received.", self.frames.load(Ordering::Relaxed));
         counter("livesnap_snapshots_total", "Snapshots stored.", self.snapshots.load(Ordering::Relaxed));
         counter("livesnap_decode_errors_total", "Snapshot pictures that did not decode.", self.decode_errors.load(Ordering::Relaxed));

@@ -1,7 +1,10 @@
 //! `livesnap up`: RTMP ingest and the HTTP server around the pipeline,
 //! configuration reload, and a clean shutdown.
 
+pub mod http_server;
+pub mod limiter;
 pub mod metrics;
+pub mod tls;
 mod publisher;
 pub mod streams;
 
@@ -69,6 +72,9 @@ pub enum ServiceError {
     /// The state database could not be opened.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Everything the tasks of the service share.
@@ -97,6 +103,8 @@ pub struct State {
     pub runtime: Arc<Runtime>,
     /// `[[trigger.http]]` routes and their prepared components.
     pub http_routes: RwLock<Vec<(HttpRoute, HttpComponent)>>,
+    /// Ingest URL validation per push domain (lower case), as stored.
+    pub key_chains: RwLock<std::collections::HashMap<String, crate::ingest::url_auth::KeyChain>>,
 }
 
 impl State {
@@ -143,6 +151,12 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     let rtmp = bind("RTMP", config.runtime.rtmp_listen).await?;
     let http = bind("HTTP", config.runtime.http_listen).await?;
     let rtmp_addr = rtmp.local_addr().expect("bound");
+    let tls = tls::Tls::from_settings(&config.runtime.tls)?;
+    let rtmps = match config.runtime.tls.rtmps_listen {
+        Some(addr) => Some(bind("RTMPS", addr).await?),
+        None => None,
+    };
+    let rtmps_addr = rtmps.as_ref().map(|l| l.local_addr().expect("bound"));
     let http_addr = http.local_addr().expect("bound");
     // With port 0 the real ports are known only now; snapshot URLs use them.
     config.runtime.rtmp_listen = rtmp_addr;
@@ -158,7 +172,10 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
         );
         tracing::info!(module = %m.name, sha256 = %m.sha256, "tenant module loaded");
     }
-    let delivery = Delivery::start(store.clone(), config.runtime.delivery);
+    let egress = Arc::new(config.runtime.egress.clone().with_own(&[http_addr, rtmp_addr]));
+    runtime.set_egress(egress.clone());
+    let key_chains = store.key_chains()?.into_iter().collect();
+    let delivery = Delivery::start(store.clone(), config.runtime.delivery, egress);
     let pipeline = Pipeline::new(&config, runtime.clone(), delivery)?;
     let routes = http_routes(&runtime, &config.manifest)?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -177,6 +194,7 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
         api_writes: std::sync::Mutex::new(()),
         runtime,
         http_routes: RwLock::new(routes),
+        key_chains: RwLock::new(key_chains),
     });
     let weak = Arc::downgrade(&state);
     state.pipeline.delivery().set_resigner(Arc::new(move |json: &str| {
@@ -203,20 +221,27 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     tracing::info!(
         rtmp = %rtmp_addr,
         http = %http_addr,
+        rtmps = %rtmps_addr.map_or("off".into(), |a| a.to_string()),
+        https = tls.is_some(),
         manifest = %manifest_path.as_ref().map_or("(embedded default)".into(), |p| p.display().to_string()),
         templates = %templates.join(","),
         "livesnap is up"
     );
 
     let publishers = TaskTracker::new();
-    let accept = tokio::spawn(accept_loop(rtmp, state.clone(), cancel.clone(), publishers.clone()));
-    let server = axum::serve(http, crate::api::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(cancel.clone().cancelled_owned());
-    let server = tokio::spawn(async move {
-        if let Err(e) = server.await {
-            tracing::error!("HTTP server failed: {e}");
-        }
-    });
+    let ingress = Arc::new(RtmpIngress::new(&state.config().runtime.rtmp));
+    let accept = tokio::spawn(accept_loop(rtmp, None, ingress.clone(), state.clone(), cancel.clone(), publishers.clone()));
+    let accept_tls = rtmps.map(|l| tokio::spawn(accept_loop(l, tls.clone(), ingress, state.clone(), cancel.clone(), publishers.clone())));
+    if let Some(tls) = tls.clone() {
+        tokio::spawn(reload_tls_on_hangup(tls, cancel.clone()));
+    }
+    let server = tokio::spawn(http_server::serve(
+        http,
+        crate::api::router(state.clone()),
+        state.config().runtime.http.clone(),
+        tls.clone(),
+        cancel.clone(),
+    ));
     if let Some(path) = manifest_path {
         tokio::spawn(watch_manifest(path, state.clone(), cancel.clone()));
     }
@@ -225,6 +250,9 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     tracing::info!("shutting down: closing publishers, finishing snapshots in flight");
     cancel.cancel();
     let _ = accept.await;
+    if let Some(a) = accept_tls {
+        let _ = a.await;
+    }
     publishers.close();
     publishers.wait().await;
     state.tasks.close();
@@ -237,7 +265,36 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<State>, cancel: CancellationToken, publishers: TaskTracker) {
+/// What every RTMP(S) connection shares: the connection caps and the
+/// budget for unfinished messages.
+struct RtmpIngress {
+    connections: Arc<limiter::ConnectionLimiter>,
+    budget: Arc<crate::ingest::rtmp::chunk::SharedBudget>,
+}
+
+impl RtmpIngress {
+    fn new(limits: &crate::config::runtime::RtmpLimits) -> Self {
+        Self {
+            connections: limiter::ConnectionLimiter::new(
+                limits.max_connections.min(limiter::fd_budget_per_listener()),
+                limits.max_per_client,
+            ),
+            budget: crate::ingest::rtmp::chunk::SharedBudget::new(limits.unfinished_budget),
+        }
+    }
+}
+
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<Arc<tls::Tls>>,
+    ingress: Arc<RtmpIngress>,
+    state: Arc<State>,
+    cancel: CancellationToken,
+    publishers: TaskTracker,
+) {
     loop {
         let (socket, peer) = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -250,8 +307,47 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, cancel: Cancellat
                 }
             },
         };
+        let permit = match ingress.connections.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(hit) => {
+                // Closed at once: a held socket is what the cap protects.
+                state.metrics.publishes_refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%peer, "RTMP connection refused: {hit}");
+                continue;
+            }
+        };
         let _ = socket.set_nodelay(true);
-        publishers.spawn(publisher::serve(socket, peer, state.clone(), cancel.clone()));
+        let (state, budget, cancel) = (state.clone(), ingress.budget.clone(), cancel.clone());
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
+        publishers.spawn(async move {
+            let _permit = permit;
+            match acceptor {
+                None => publisher::serve(socket, peer, state, budget, cancel).await,
+                Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+                    Ok(Ok(stream)) => publisher::serve(stream, peer, state, budget, cancel).await,
+                    Ok(Err(e)) => tracing::warn!(%peer, "RTMPS handshake failed: {e}"),
+                    Err(_) => tracing::warn!(%peer, "RTMPS handshake timed out"),
+                },
+            }
+        });
+    }
+}
+
+/// Reads the TLS certificate and key again on SIGHUP.
+async fn reload_tls_on_hangup(tls: Arc<tls::Tls>, cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).expect("installing the SIGHUP handler");
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = hup.recv() => {}
+        }
+        let t = tls.clone();
+        match tokio::task::spawn_blocking(move || t.reload()).await {
+            Ok(Ok(())) => tracing::info!("TLS certificate reloaded"),
+            Ok(Err(e)) => tracing::error!("TLS reload failed, keeping the running certificate: {e}"),
+            Err(e) => tracing::error!("TLS reload failed: {e}"),
+        }
     }
 }
 

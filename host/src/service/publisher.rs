@@ -8,8 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::State;
@@ -17,6 +16,9 @@ use super::streams::StreamInfo;
 use crate::capture::Take;
 use crate::config::Template;
 use crate::ingest::flv::VideoTagParser;
+use crate::config::runtime::RtmpLimits;
+use crate::ingest::rtmp::chunk::{Limits, SharedBudget};
+use crate::ingest::rtmp::connection::MAX_MESSAGE;
 use crate::ingest::rtmp::{self, Connection, Event, PublishRequest, RtmpError, handshake};
 use crate::ingest::{IngestError, VideoEvent};
 use crate::pipeline::utc_offset_secs;
@@ -24,7 +26,8 @@ use crate::runtime::bindings::types::{CaptureTime, StreamId};
 use crate::session::{DecodeJob, StreamSession};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The window over which a publisher's data rate is checked.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
 /// Pictures without an IDR before the stream is reported as undecodable.
 const NO_KEYFRAME_WARNING: u64 = 300;
 
@@ -33,7 +36,7 @@ enum PublisherError {
     #[error("connection: {0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
-    Timeout(&'static str),
+    Timeout(String),
     #[error("handshake: {0}")]
     Handshake(&'static str),
     #[error(transparent)]
@@ -47,10 +50,12 @@ enum PublisherError {
 }
 
 /// Serves one connection to its end; every outcome is logged here.
-pub(super) async fn serve(socket: TcpStream, peer: SocketAddr, state: Arc<State>, cancel: CancellationToken) {
+pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    socket: S,
+    peer: SocketAddr, state: Arc<State>, budget: Arc<SharedBudget>, cancel: CancellationToken) {
     let mut stream_name = None;
     let result = tokio::select! {
-        r = publish(socket, peer, &state, &mut stream_name) => r,
+        r = publish(socket, peer, &state, budget, &mut stream_name) => r,
         _ = cancel.cancelled() => Err(PublisherError::Shutdown),
     };
     let stream = stream_name.unwrap_or_else(|| "-".into());
@@ -66,23 +71,52 @@ pub(super) async fn serve(socket: TcpStream, peer: SocketAddr, state: Arc<State>
 }
 
 async fn publish(
-    mut socket: TcpStream,
+    mut socket: impl AsyncRead + AsyncWrite + Unpin,
     peer: SocketAddr,
     state: &Arc<State>,
+    budget: Arc<SharedBudget>,
     stream_name: &mut Option<String>,
 ) -> Result<(), PublisherError> {
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, do_handshake(&mut socket))
+    let limits: RtmpLimits = state.config().runtime.rtmp.clone();
+    let accepted_at = tokio::time::Instant::now();
+    let publish_deadline = accepted_at + limits.publish_timeout;
+    tokio::time::timeout_at(publish_deadline.min(accepted_at + HANDSHAKE_TIMEOUT), do_handshake(&mut socket))
         .await
-        .map_err(|_| PublisherError::Timeout("no handshake within 10 s"))??;
-    let mut conn = Connection::new();
+        .map_err(|_| PublisherError::Timeout("no handshake within 10 s".into()))??;
+    let mut conn = Connection::with_limits(Limits {
+        max_message: MAX_MESSAGE,
+        max_unfinished: MAX_MESSAGE + (1 << 20),
+        shared: Some(budget),
+    });
     let mut buf = Vec::with_capacity(1 << 16);
     let mut live: Option<LiveStream> = None;
+    let mut window = (tokio::time::Instant::now(), 0u64);
     loop {
-        let n = tokio::time::timeout(IDLE_TIMEOUT, socket.read_buf(&mut buf))
-            .await
-            .map_err(|_| PublisherError::Timeout("no data for 30 s"))??;
+        // Before its publish is accepted a connection has a deadline; after,
+        // it must keep sending at least the minimum rate.
+        let until = if live.is_none() { publish_deadline } else { tokio::time::Instant::now() + limits.idle_timeout };
+        let read = tokio::time::timeout_at(until.min(tokio::time::Instant::now() + limits.idle_timeout), socket.read_buf(&mut buf)).await;
+        let n = match read {
+            Ok(r) => r?,
+            Err(_) if live.is_none() && tokio::time::Instant::now() >= publish_deadline => {
+                return Err(PublisherError::Timeout(format!("no publish within {} s of connecting", limits.publish_timeout.as_secs())));
+            }
+            Err(_) => return Err(PublisherError::Timeout(format!("no data for {} s", limits.idle_timeout.as_secs()))),
+        };
         if n == 0 {
             break;
+        }
+        window.1 += n as u64;
+        if window.0.elapsed() >= RATE_WINDOW {
+            if live.is_some() && window.1 < limits.min_bytes_per_10s {
+                return Err(PublisherError::Timeout(format!(
+                    "sent {} bytes in {} s, below the minimum of {} per 10 s",
+                    window.1,
+                    window.0.elapsed().as_secs(),
+                    limits.min_bytes_per_10s
+                )));
+            }
+            window = (tokio::time::Instant::now(), 0);
         }
         let (consumed, events) = conn.feed(&buf)?;
         buf.drain(..consumed);
@@ -100,7 +134,8 @@ async fn publish(
                         live = Some(stream);
                     }
                     Err((code, reason)) => {
-                        *stream_name = Some(request.name.clone());
+                        // Without its parameters: a signed URL is a credential until it expires.
+                        *stream_name = Some(request.name.split('?').next().unwrap_or_default().to_string());
                         conn.reject(&request, code, &reason);
                         socket.write_all(&conn.take_output()).await?;
                         return Err(PublisherError::Refused(reason));
@@ -129,7 +164,7 @@ async fn publish(
     Ok(())
 }
 
-async fn do_handshake(socket: &mut TcpStream) -> Result<(), PublisherError> {
+async fn do_handshake(socket: &mut (impl AsyncRead + AsyncWrite + Unpin)) -> Result<(), PublisherError> {
     let mut c0c1 = [0u8; handshake::C0C1_LEN];
     socket.read_exact(&mut c0c1).await?;
     let uptime = crate::time::unix_ms() as u32;
@@ -144,6 +179,17 @@ async fn do_handshake(socket: &mut TcpStream) -> Result<(), PublisherError> {
 fn admit(state: &Arc<State>, peer: SocketAddr, request: &PublishRequest) -> Result<LiveStream, (&'static str, String)> {
     let target = rtmp::publish_target(&request.app, request.tc_url.as_deref(), &request.name)
         .map_err(|e| ("NetStream.Publish.BadName", e))?;
+    let chain = state.key_chains.read().unwrap().get(&target.domain).cloned();
+    if let Some(chain) = chain {
+        let params = rtmp::publish_params(&request.app, request.tc_url.as_deref(), &request.name);
+        if let Err(e) = chain.verify(&target.app, &target.stream, &params, crate::time::unix_secs()) {
+            state.metrics.publishes_unauthorized.fetch_add(1, Ordering::Relaxed);
+            return Err((
+                "NetStream.Publish.Unauthorized",
+                format!("{}/{}/{}: ingest URL validation failed: {e}", target.domain, target.app, target.stream),
+            ));
+        }
+    }
     let (generation, template) = state.template(&target.domain, &target.app);
     let Some(template) = template else {
         return Err((

@@ -124,9 +124,19 @@ pub trait OutboxStore: Send + Sync {
 
 /// All the state a node keeps: what a shared database takes over when there
 /// are several nodes.
-pub trait StateStore: TemplateStore + OutboxStore + KeyValueStore + ModuleStore {}
+pub trait StateStore: TemplateStore + OutboxStore + KeyValueStore + ModuleStore + KeyChainStore {}
 
-impl<T: TemplateStore + OutboxStore + KeyValueStore + ModuleStore> StateStore for T {}
+impl<T: TemplateStore + OutboxStore + KeyValueStore + ModuleStore + KeyChainStore> StateStore for T {}
+
+/// Ingest URL validation key chains, by push domain.
+pub trait KeyChainStore: Send + Sync {
+    /// Every key chain.
+    fn key_chains(&self) -> Result<Vec<(String, crate::ingest::url_auth::KeyChain)>, StateError>;
+    /// Sets a domain's key chain (create or replace).
+    fn put_key_chain(&self, domain: &str, chain: &crate::ingest::url_auth::KeyChain) -> Result<(), StateError>;
+    /// Removes a domain's key chain; false if it had none.
+    fn delete_key_chain(&self, domain: &str) -> Result<bool, StateError>;
+}
 
 /// A tenant module uploaded through the API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,12 +155,27 @@ pub struct ModuleRecord {
     pub uploaded_at: i64,
 }
 
+/// A module without its bytes (for listings and quotas).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleSummary {
+    /// Name.
+    pub name: String,
+    /// Hex SHA-256 of the component.
+    pub sha256: String,
+    /// Bytes.
+    pub size: usize,
+    /// Unix seconds.
+    pub uploaded_at: i64,
+}
+
 /// Uploaded tenant modules.
 pub trait ModuleStore: Send + Sync {
     /// Adds or replaces a module; true if it replaced one.
     fn put_module(&self, module: &ModuleRecord) -> Result<bool, StateError>;
     /// Every module, by name.
     fn modules(&self) -> Result<Vec<ModuleRecord>, StateError>;
+    /// Every module's name, hash and size, without reading its bytes.
+    fn module_summaries(&self) -> Result<Vec<ModuleSummary>, StateError>;
     /// Deletes a module; false if there was none.
     fn delete_module(&self, name: &str) -> Result<bool, StateError>;
 }

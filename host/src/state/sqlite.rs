@@ -5,8 +5,9 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, ErrorCode, params};
 
-use super::{KeyValueStore, ModuleRecord, ModuleStore, OutboxItem, OutboxStatus, OutboxStore, StateError, TemplateStore};
+use super::{KeyChainStore, KeyValueStore, ModuleRecord, ModuleStore, ModuleSummary, OutboxItem, OutboxStatus, OutboxStore, StateError, TemplateStore};
 use crate::config::SnapshotConfig;
+use crate::ingest::url_auth::KeyChain;
 
 /// Migrations in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -51,6 +52,13 @@ const MIGRATIONS: &[&str] = &[
         environment TEXT NOT NULL,
         uploaded_at INTEGER NOT NULL
     );",
+    // 5: ingest URL validation key chains per push domain.
+    "CREATE TABLE key_chains (
+        domain TEXT PRIMARY KEY,
+        key TEXT NOT NULL,
+        auth_type TEXT NOT NULL,
+        timeout_secs INTEGER NOT NULL
+    );",
 ];
 
 /// State in one SQLite file.
@@ -61,9 +69,16 @@ pub struct SqliteState {
 impl SqliteState {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| StateError::Open { path: path.to_owned(), source })?;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let io = |source| StateError::Open { path: path.to_owned(), source };
+        if let Some(dir) = path.parent()
+            && !dir.exists()
+        {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
         }
+        // Owner-only from the first byte; SQLite gives its WAL and shm files
+        // the database file's mode.
+        std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(path).map_err(io)?;
         Self::migrate(Connection::open(path)?)
     }
 
@@ -235,6 +250,38 @@ impl OutboxStore for SqliteState {
     }
 }
 
+impl KeyChainStore for SqliteState {
+    fn key_chains(&self) -> Result<Vec<(String, KeyChain)>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare("SELECT domain, key, auth_type, timeout_secs FROM key_chains ORDER BY domain")?;
+        let rows = q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (domain, key, auth_type, timeout) = row?;
+            let auth_type = auth_type
+                .parse()
+                .map_err(|message| StateError::Corrupt { domain: domain.clone(), app: "(key chain)".into(), message })?;
+            out.push((domain, KeyChain { key, auth_type, timeout: std::time::Duration::from_secs(timeout.max(0) as u64) }));
+        }
+        Ok(out)
+    }
+
+    fn put_key_chain(&self, domain: &str, chain: &KeyChain) -> Result<(), StateError> {
+        let db = self.db.lock().unwrap();
+        db.execute(
+            "INSERT INTO key_chains (domain, key, auth_type, timeout_secs) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(domain) DO UPDATE SET key = ?2, auth_type = ?3, timeout_secs = ?4",
+            params![domain, chain.key, chain.auth_type.as_str(), chain.timeout.as_secs() as i64],
+        )?;
+        Ok(())
+    }
+
+    fn delete_key_chain(&self, domain: &str) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        Ok(db.execute("DELETE FROM key_chains WHERE domain = ?1", params![domain])? > 0)
+    }
+}
+
 impl ModuleStore for SqliteState {
     fn put_module(&self, m: &ModuleRecord) -> Result<bool, StateError> {
         let db = self.db.lock().unwrap();
@@ -267,6 +314,15 @@ impl ModuleStore for SqliteState {
                 environment: serde_json::from_str(&env).unwrap_or_default(),
                 uploaded_at: r.get(5)?,
             })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn module_summaries(&self) -> Result<Vec<ModuleSummary>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare("SELECT name, sha256, length(bytes), uploaded_at FROM modules ORDER BY name")?;
+        let rows = q.query_map([], |r| {
+            Ok(ModuleSummary { name: r.get(0)?, sha256: r.get(1)?, size: r.get::<_, i64>(2)? as usize, uploaded_at: r.get(3)? })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -45,7 +45,18 @@ impl Bucket for FsBucket {
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        match std::fs::read(self.root.join(key)) {
+        // Only files the bucket itself holds: no symlink anywhere below its
+        // root, so a link can never expose a file outside it.
+        let mut path = self.root.clone();
+        for part in Path::new(key).components() {
+            path.push(part);
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_symlink() => return Ok(None),
+                Ok(_) => {}
+                Err(_) => return Ok(None),
+            }
+        }
+        match std::fs::read(&path) {
             Ok(data) => Ok(Some(data)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::IsADirectory => Ok(None),
             Err(source) => Err(StorageError::Io { bucket: self.name.clone(), key: key.into(), source }),

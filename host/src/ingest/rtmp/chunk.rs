@@ -2,6 +2,8 @@
 //! outgoing messages into chunks.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::RtmpError;
 
@@ -20,22 +22,81 @@ pub struct Message {
     pub payload: Vec<u8>,
 }
 
-#[derive(Clone, Debug, Default)]
-struct StreamState {
+/// What a chunk stream remembers of its last message header.
+#[derive(Clone, Copy, Debug, Default)]
+struct Header {
     timestamp: u32,
     delta: u32,
     length: usize,
     type_id: u8,
     stream_id: u32,
     extended: bool,
+}
+
+#[derive(Debug, Default)]
+struct StreamState {
+    header: Header,
+    /// The message being reassembled; appended to in place, so reassembly
+    /// stays linear in the bytes received whatever the chunk size.
     partial: Vec<u8>,
 }
+
+/// Bytes of unfinished messages held by every connection of a process
+/// together, so many connections cannot pin memory one limit at a time.
+#[derive(Debug)]
+pub struct SharedBudget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl SharedBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self { used: AtomicUsize::new(0), limit })
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| u.checked_add(n).filter(|&t| t <= self.limit))
+            .is_ok()
+    }
+
+    fn give(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// How much a connection may make the server hold.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Longest media message (video, aggregate).
+    pub max_message: usize,
+    /// Bytes of unfinished messages this connection may hold at once.
+    pub max_unfinished: usize,
+    /// Shared with the other connections.
+    pub shared: Option<Arc<SharedBudget>>,
+}
+
+/// Longest control, command or metadata message: these are a few hundred
+/// bytes in practice, so only media may be large.
+pub const MAX_SMALL_MESSAGE: usize = 64 << 10;
+/// Longest audio message.
+const MAX_AUDIO_MESSAGE: usize = 1 << 20;
 
 /// Reassembles incoming chunks into messages.
 #[derive(Debug)]
 pub struct ChunkDecoder {
     chunk_size: usize,
-    max_message: usize,
+    limits: Limits,
+    /// Until the caller allows media (an accepted publish), every message is
+    /// held to [`MAX_SMALL_MESSAGE`].
+    media_allowed: bool,
+    unfinished: usize,
     streams: HashMap<u32, StreamState>,
 }
 
@@ -46,9 +107,27 @@ const MAX_CHUNK_STREAMS: usize = 64;
 
 impl ChunkDecoder {
     /// A decoder with the protocol's initial chunk size (128) that refuses
-    /// messages longer than `max_message`.
+    /// messages longer than `max_message`, media allowed, no shared budget.
     pub fn new(max_message: usize) -> Self {
-        Self { chunk_size: 128, max_message, streams: HashMap::new() }
+        let mut d = Self::with_limits(Limits { max_message, max_unfinished: max_message, shared: None });
+        d.allow_media();
+        d
+    }
+
+    /// A decoder held to `limits`; media messages are refused until
+    /// [`ChunkDecoder::allow_media`].
+    pub fn with_limits(limits: Limits) -> Self {
+        Self { chunk_size: 128, limits, media_allowed: false, unfinished: 0, streams: HashMap::new() }
+    }
+
+    /// Lets media messages grow to the media limit (after a publish is accepted).
+    pub fn allow_media(&mut self) {
+        self.media_allowed = true;
+    }
+
+    /// Bytes of unfinished messages held now.
+    pub fn unfinished(&self) -> usize {
+        self.unfinished
     }
 
     /// Applies the peer's Set Chunk Size.
@@ -64,7 +143,26 @@ impl ChunkDecoder {
     /// Drops a partly received message (Abort Message).
     pub fn abort(&mut self, csid: u32) {
         if let Some(s) = self.streams.get_mut(&csid) {
-            s.partial.clear();
+            let n = s.partial.len();
+            s.partial = Vec::new();
+            self.release(n);
+        }
+    }
+
+    /// The longest message of `type_id` accepted now.
+    fn limit_for(&self, type_id: u8) -> usize {
+        let media = match type_id {
+            8 => MAX_AUDIO_MESSAGE,
+            9 | 22 => self.limits.max_message,
+            _ => return MAX_SMALL_MESSAGE,
+        };
+        if self.media_allowed { media } else { MAX_SMALL_MESSAGE }
+    }
+
+    fn release(&mut self, n: usize) {
+        self.unfinished -= n;
+        if let Some(b) = &self.limits.shared {
+            b.give(n);
         }
     }
 
@@ -86,13 +184,14 @@ impl ChunkDecoder {
         }
         let h = &data[pos..pos + header_len];
         pos += header_len;
-        let mut state = match self.streams.get(&csid) {
-            Some(s) => s.clone(),
+        // Work on a copy of the header so an incomplete chunk changes nothing.
+        let (mut header, have) = match self.streams.get(&csid) {
+            Some(s) => (s.header, s.partial.len()),
             None if fmt == 0 => {
                 if self.streams.len() >= MAX_CHUNK_STREAMS {
                     return Err(RtmpError::Protocol(format!("more than {MAX_CHUNK_STREAMS} chunk streams")));
                 }
-                StreamState::default()
+                (Header::default(), 0)
             }
             None => {
                 return Err(RtmpError::Protocol(format!(
@@ -100,16 +199,15 @@ impl ChunkDecoder {
                 )));
             }
         };
-        let continuing = fmt == 3 && !state.partial.is_empty();
-        if fmt < 3 && !state.partial.is_empty() {
+        let continuing = fmt == 3 && have > 0;
+        if fmt < 3 && have > 0 {
             return Err(RtmpError::Protocol(format!(
-                "chunk stream {csid}: a new message header arrived with {} of {} bytes of the previous message",
-                state.partial.len(),
-                state.length
+                "chunk stream {csid}: a new message header arrived with {have} of {} bytes of the previous message",
+                header.length
             )));
         }
         let ts_field = if fmt < 3 { u32::from_be_bytes([0, h[0], h[1], h[2]]) } else { 0 };
-        let extended = if fmt < 3 { ts_field == 0xff_ffff } else { state.extended };
+        let extended = if fmt < 3 { ts_field == 0xff_ffff } else { header.extended };
         let mut ts = ts_field;
         if extended {
             if data.len() < pos + 4 {
@@ -119,51 +217,87 @@ impl ChunkDecoder {
             pos += 4;
         }
         if fmt <= 1 {
-            state.length = u32::from_be_bytes([0, h[3], h[4], h[5]]) as usize;
-            state.type_id = h[6];
-            if state.length > self.max_message {
+            header.length = u32::from_be_bytes([0, h[3], h[4], h[5]]) as usize;
+            header.type_id = h[6];
+        }
+        if !continuing {
+            let limit = self.limit_for(header.type_id);
+            if header.length > limit {
+                let when = if self.media_allowed { "" } else { " before a publish is accepted" };
                 return Err(RtmpError::Protocol(format!(
-                    "message of {} bytes on chunk stream {csid} exceeds the {} byte limit",
-                    state.length, self.max_message
+                    "message type {} of {} bytes on chunk stream {csid} exceeds the {limit} byte limit{when}",
+                    header.type_id, header.length
                 )));
             }
         }
         if fmt == 0 {
-            state.stream_id = u32::from_le_bytes([h[7], h[8], h[9], h[10]]);
+            header.stream_id = u32::from_le_bytes([h[7], h[8], h[9], h[10]]);
         }
         match fmt {
             0 => {
-                state.timestamp = ts;
-                state.delta = 0;
+                header.timestamp = ts;
+                header.delta = 0;
             }
             1 | 2 => {
-                state.delta = ts;
-                state.timestamp = state.timestamp.wrapping_add(ts);
+                header.delta = ts;
+                header.timestamp = header.timestamp.wrapping_add(ts);
             }
             _ if !continuing => {
                 if extended {
-                    state.delta = ts;
+                    header.delta = ts;
                 }
-                state.timestamp = state.timestamp.wrapping_add(state.delta);
+                header.timestamp = header.timestamp.wrapping_add(header.delta);
             }
             _ => {}
         }
-        state.extended = extended;
-        let piece = (state.length - state.partial.len()).min(self.chunk_size);
+        header.extended = extended;
+        let piece = (header.length - have).min(self.chunk_size);
         if data.len() < pos + piece {
             return Ok(None);
         }
-        state.partial.extend_from_slice(&data[pos..pos + piece]);
+        let completes = have + piece == header.length;
+        if !completes {
+            // Only bytes that stay held count against the limits.
+            if self.unfinished + piece > self.limits.max_unfinished {
+                return Err(RtmpError::Protocol(format!(
+                    "unfinished messages would hold more than {} bytes",
+                    self.limits.max_unfinished
+                )));
+            }
+            if let Some(b) = &self.limits.shared
+                && !b.take(piece)
+            {
+                return Err(RtmpError::Protocol("the server's budget for unfinished messages is spent".into()));
+            }
+            self.unfinished += piece;
+        }
+        let state = self.streams.entry(csid).or_default();
+        state.header = header;
+        let bytes = &data[pos..pos + piece];
         pos += piece;
-        let message = (state.partial.len() == state.length).then(|| Message {
-            csid,
-            timestamp: state.timestamp,
-            type_id: state.type_id,
-            stream_id: state.stream_id,
-            payload: std::mem::take(&mut state.partial),
-        });
-        self.streams.insert(csid, state);
+        let message = if completes {
+            let payload = if have == 0 { bytes.to_vec() } else {
+                let mut p = std::mem::take(&mut state.partial);
+                p.extend_from_slice(bytes);
+                p
+            };
+            if have > 0 {
+                self.release(have);
+            }
+            Some(Message { csid, timestamp: header.timestamp, type_id: header.type_id, stream_id: header.stream_id, payload })
+        } else {
+            state.partial.extend_from_slice(bytes);
+            None
+        };
         Ok(Some((pos, message)))
+    }
+}
+
+impl Drop for ChunkDecoder {
+    fn drop(&mut self) {
+        if let Some(b) = &self.limits.shared {
+            b.give(self.unfinished);
+        }
     }
 }
 
@@ -236,6 +370,94 @@ mod tests {
         .concat();
         let ts: Vec<u32> = read_all(&mut d, &data).iter().map(|m| m.timestamp).collect();
         assert_eq!(ts, [100, 140, 180]);
+    }
+
+    /// Counts the bytes this thread allocates, to bound reassembly's copying.
+    struct Counting;
+    thread_local! {
+        static ALLOCATED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    // SAFETY: forwards to the system allocator; only counts on the side.
+    unsafe impl std::alloc::GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+            let _ = ALLOCATED.try_with(|a| a.set(a.get() + l.size()));
+            unsafe { std::alloc::System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+            unsafe { std::alloc::System.dealloc(p, l) }
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, new: usize) -> *mut u8 {
+            let _ = ALLOCATED.try_with(|a| a.set(a.get() + new));
+            unsafe { std::alloc::System.realloc(p, l, new) }
+        }
+    }
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    #[test]
+    fn reassembly_in_one_byte_chunks_is_linear() {
+        // 4 MiB in 1-byte chunks: copying the partial message on every chunk
+        // (as before) allocates terabytes; appending in place a few MiB.
+        let len = 4 << 20;
+        let m = msg(6, 1, len);
+        let data = encode_message(1, &m);
+        let mut d = ChunkDecoder::new(16 << 20);
+        d.set_chunk_size(1).unwrap();
+        let before = ALLOCATED.with(|a| a.get());
+        let mut pos = 0;
+        let mut out = None;
+        while let Some((n, done)) = d.read_chunk(&data[pos..]).unwrap() {
+            pos += n;
+            if done.is_some() {
+                out = done;
+            }
+        }
+        let allocated = ALLOCATED.with(|a| a.get()) - before;
+        assert_eq!(out.as_ref(), Some(&m));
+        assert!(allocated < 4 * len, "reassembling {len} bytes allocated {allocated}");
+        assert_eq!(d.unfinished(), 0);
+    }
+
+    #[test]
+    fn small_limits_before_media_and_a_cap_on_unfinished_bytes() {
+        let budget = SharedBudget::new(3000);
+        let limits = Limits { max_message: 1 << 20, max_unfinished: 2500, shared: Some(budget.clone()) };
+        // Before media is allowed, a large video message is refused at its header.
+        let mut d = ChunkDecoder::with_limits(limits.clone());
+        let big = encode_message(128, &msg(6, 0, 100_000));
+        assert!(d.read_chunk(&big).unwrap_err().to_string().contains("before a publish is accepted"));
+        // Commands stay small even after.
+        let mut d = ChunkDecoder::with_limits(limits.clone());
+        d.allow_media();
+        let mut command = msg(3, 0, MAX_SMALL_MESSAGE + 1);
+        command.type_id = 20;
+        assert!(d.read_chunk(&encode_message(128, &command)).is_err());
+        // Partial messages on many chunk streams: the per-connection cap.
+        let mut d = ChunkDecoder::with_limits(limits.clone());
+        d.allow_media();
+        d.set_chunk_size(1000).unwrap();
+        let mut held = 0;
+        let refused = (10..40u32).find_map(|csid| {
+            let first_chunk = &encode_message(1000, &msg(csid, 0, 5000))[..12 + 1000];
+            match d.read_chunk(first_chunk) {
+                Ok(_) => {
+                    held += 1000;
+                    None
+                }
+                Err(e) => Some(e),
+            }
+        });
+        assert!(refused.unwrap().to_string().contains("2500"), "{held}");
+        assert_eq!((d.unfinished(), budget.used()), (2000, 2000));
+        // Another connection shares the budget that is left.
+        let mut other = ChunkDecoder::with_limits(limits);
+        other.allow_media();
+        other.set_chunk_size(1000).unwrap();
+        assert!(other.read_chunk(&encode_message(1000, &msg(5, 0, 5000))[..12 + 1000]).is_ok());
+        assert!(other.read_chunk(&encode_message(1000, &msg(7, 0, 5000))[..12 + 1000]).unwrap_err().to_string().contains("budget"));
+        drop(d);
+        drop(other);
+        assert_eq!(budget.used(), 0, "closing connections returns their bytes");
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! bytes to send out. The caller decides whether a publish is accepted.
 
 use super::amf0::{self, Value, object, string};
-use super::chunk::{ChunkDecoder, Message, encode_message};
+use super::chunk::{ChunkDecoder, Limits, Message, encode_message};
 use super::RtmpError;
 
 /// Messages larger than this close the connection (a 4K IDR is far below).
-const MAX_MESSAGE: usize = 16 << 20;
+pub const MAX_MESSAGE: usize = 16 << 20;
 /// Chunk size we send with.
 const OUT_CHUNK_SIZE: usize = 4096;
 /// Window acknowledgement size we ask of the peer.
@@ -70,10 +70,17 @@ impl Default for Connection {
 }
 
 impl Connection {
-    /// A connection whose handshake is done.
+    /// A connection whose handshake is done, with the default limits and
+    /// no budget shared with other connections.
     pub fn new() -> Self {
+        Self::with_limits(Limits { max_message: MAX_MESSAGE, max_unfinished: MAX_MESSAGE + (1 << 20), shared: None })
+    }
+
+    /// A connection held to `limits`; until a publish is accepted every
+    /// message must be small (see [`super::chunk::MAX_SMALL_MESSAGE`]).
+    pub fn with_limits(limits: Limits) -> Self {
         Self {
-            decoder: ChunkDecoder::new(MAX_MESSAGE),
+            decoder: ChunkDecoder::with_limits(limits),
             out: Vec::new(),
             app: None,
             tc_url: None,
@@ -119,6 +126,7 @@ impl Connection {
     /// Accepts a publish: the peer may start sending media.
     pub fn accept(&mut self, request: &PublishRequest) {
         self.publishing = Some(request.stream_id);
+        self.decoder.allow_media();
         // User control Stream Begin, then NetStream.Publish.Start.
         let mut begin = vec![0, 0];
         begin.extend_from_slice(&request.stream_id.to_be_bytes());

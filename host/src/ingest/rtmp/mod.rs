@@ -37,18 +37,24 @@ pub struct PublishTarget {
     pub stream: String,
 }
 
+/// The `key=value` parameters of the publish name, connect's `app` and the
+/// `tcUrl`, in that order of precedence.
+pub fn publish_params(app: &str, tc_url: Option<&str>, name: &str) -> Vec<(String, String)> {
+    let query = |s: &str| s.split_once('?').map_or("", |(_, q)| q).to_string();
+    [query(name), query(app), tc_url.map(query).unwrap_or_default()]
+        .iter()
+        .flat_map(|q| q.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>())
+        .collect()
+}
+
 /// Resolves domain, app and stream from connect's `app` and `tcUrl` and the
 /// publish name, each of which may carry `?key=value` parameters.
 pub fn publish_target(app: &str, tc_url: Option<&str>, name: &str) -> Result<PublishTarget, String> {
-    let (app_name, app_query) = app.split_once('?').unwrap_or((app, ""));
-    let (stream, stream_query) = name.split_once('?').unwrap_or((name, ""));
-    let (url, url_query) = tc_url.map(|u| u.split_once('?').unwrap_or((u, ""))).unwrap_or(("", ""));
-    let param = |key: &str| {
-        [stream_query, app_query, url_query]
-            .iter()
-            .flat_map(|q| q.split('&'))
-            .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v.to_string()))
-    };
+    let (app_name, _) = app.split_once('?').unwrap_or((app, ""));
+    let (stream, _) = name.split_once('?').unwrap_or((name, ""));
+    let (url, _) = tc_url.map(|u| u.split_once('?').unwrap_or((u, ""))).unwrap_or(("", ""));
+    let params = publish_params(app, tc_url, name);
+    let param = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     let host = url
         .split_once("://")
         .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
