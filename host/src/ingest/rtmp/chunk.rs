@@ -413,6 +413,7 @@ mod tests {
             }
         }
         let allocated = ALLOCATED.with(|a| a.get()) - before;
+        eprintln!("reassembling {len} bytes from 1-byte chunks allocated {allocated} bytes");
         assert_eq!(out.as_ref(), Some(&m));
         assert!(allocated < 4 * len, "reassembling {len} bytes allocated {allocated}");
         assert_eq!(d.unfinished(), 0);
