@@ -13,10 +13,7 @@ fn main() {
     // manifest's `source` paths exist after a host build.
     let target = functions.join("target");
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo
-        .current_dir(&functions)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--workspace"])
-        .env("CARGO_TARGET_DIR", &target);
+    cargo.current_dir(&functions).args(["build", "--release", "--target", "wasm32-wasip2", "--workspace"]).env("CARGO_TARGET_DIR", &target);
     // Settings meant for the host build must not leak into the guests'.
     for (key, _) in std::env::vars() {
         let cargo_setting = key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR";

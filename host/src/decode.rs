@@ -10,8 +10,8 @@ use std::ptr::{addr_of_mut, null_mut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 
-use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::OpenH264API;
+use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264_sys2::{DECODER_OPTION_NUM_OF_FRAMES_REMAINING_IN_BUFFER, SBufferInfo, dsErrorFree};
 
 use crate::ingest::AccessUnit;
@@ -60,8 +60,7 @@ pub enum DecodeError {
 /// Decodes `units` (decode order, starting at an IDR) after `parameter_sets`
 /// and returns the picture of the last unit, with a decoder of the shared pool.
 pub fn decode_last(parameter_sets: &[u8], units: &[&AccessUnit]) -> Result<Picture, DecodeError> {
-    static SHARED: LazyLock<DecoderPool> =
-        LazyLock::new(|| DecoderPool::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+    static SHARED: LazyLock<DecoderPool> = LazyLock::new(|| DecoderPool::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
     SHARED.decode_last(parameter_sets, units)
 }
 
@@ -174,9 +173,7 @@ impl RawDecoder<'_> {
         let mut dst = [null_mut::<u8>(); 3];
         let mut info = SBufferInfo { uiInBsTimeStamp: timestamp, ..Default::default() };
         // SAFETY: the pointers are valid for the call; the decoder outlives it.
-        let state = unsafe {
-            self.decoder.raw_api().decode_frame_no_delay(data.as_ptr(), data.len() as i32, dst.as_mut_ptr(), &mut info)
-        };
+        let state = unsafe { self.decoder.raw_api().decode_frame_no_delay(data.as_ptr(), data.len() as i32, dst.as_mut_ptr(), &mut info) };
         (state, unsafe { output(&dst, &info) })
     }
 

@@ -140,24 +140,13 @@ impl Pipeline {
         captured_at: types::CaptureTime,
     ) -> Result<Outcome, RuntimeError> {
         let limits = CallLimits { timeout: t.function_timeout, memory: t.function_memory };
-        let frame = types::Frame {
-            width: picture.width,
-            height: picture.height,
-            pts_ms: picture.pts_ms,
-            y: picture.y,
-            u: picture.u,
-            v: picture.v,
-        };
+        let frame =
+            types::Frame { width: picture.width, height: picture.height, pts_ms: picture.pts_ms, y: picture.y, u: picture.u, v: picture.v };
         let image = self.runtime.encode(&t.encode, frame, t.image_quality, limits)?;
         let wit = wit_template(t);
         let stored = self.runtime.store_image(&t.store, id, &wit, &image, captured_at, limits)?;
-        let snapshot = types::Snapshot {
-            id: id.clone(),
-            image_width: image.width,
-            image_height: image.height,
-            captured_at,
-            stored: stored.clone(),
-        };
+        let snapshot =
+            types::Snapshot { id: id.clone(), image_width: image.width, image_height: image.height, captured_at, stored: stored.clone() };
         let now = crate::time::unix_secs();
         let request = self.runtime.notify(&t.notify, &snapshot, &wit, now, limits)?;
         if let Some(r) = &request {

@@ -117,7 +117,8 @@ fn huawei_sdk_create_list_modify_delete_and_restart() {
     assert!(service.stop().success());
     let service = Service::start(dir.path(), &[]);
     let listed = sdk(&service, &c, &["list", "127.0.0.1"]);
-    let apps: Vec<&str> = listed["body"]["snapshot_config_list"].as_array().unwrap().iter().map(|t| t["app_name"].as_str().unwrap()).collect();
+    let apps: Vec<&str> =
+        listed["body"]["snapshot_config_list"].as_array().unwrap().iter().map(|t| t["app_name"].as_str().unwrap()).collect();
     assert_eq!(apps, ["keep"]);
 }
 
@@ -229,28 +230,53 @@ fn unauthenticated_wrong_stale_and_tampered_requests_get_401() {
     let sign = |date: &str, sk: &str, query: &str| {
         use hmac::Mac;
         use sha2::Digest;
-        let canonical = format!(
-            "GET\n{path}/\n{query}\nhost:{host}\nx-sdk-date:{date}\n\nhost;x-sdk-date\n{}",
-            hex::encode(sha2::Sha256::digest(b""))
-        );
+        let canonical =
+            format!("GET\n{path}/\n{query}\nhost:{host}\nx-sdk-date:{date}\n\nhost;x-sdk-date\n{}", hex::encode(sha2::Sha256::digest(b"")));
         let to_sign = format!("SDK-HMAC-SHA256\n{date}\n{}", hex::encode(sha2::Sha256::digest(canonical.as_bytes())));
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(sk.as_bytes()).unwrap();
         mac.update(to_sign.as_bytes());
-        format!("SDK-HMAC-SHA256 Access={}, SignedHeaders=host;x-sdk-date, Signature={}", c.access_key, hex::encode(mac.finalize().into_bytes()))
+        format!(
+            "SDK-HMAC-SHA256 Access={}, SignedHeaders=host;x-sdk-date, Signature={}",
+            c.access_key,
+            hex::encode(mac.finalize().into_bytes())
+        )
     };
     let date = |secs_ago: u64| {
         let t = std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago);
-        let out = Command::new("date").args(["-u", "-d", &format!("@{}", t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()), "+%Y%m%dT%H%M%SZ"]).output().unwrap();
+        let out = Command::new("date")
+            .args(["-u", "-d", &format!("@{}", t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()), "+%Y%m%dT%H%M%SZ"])
+            .output()
+            .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
     let now = date(0);
-    let good = agent.get(&url).header("X-Sdk-Date", &now).header("Authorization", &sign(&now, &c.secret_key, "domain=127.0.0.1")).call().unwrap();
+    let good =
+        agent.get(&url).header("X-Sdk-Date", &now).header("Authorization", &sign(&now, &c.secret_key, "domain=127.0.0.1")).call().unwrap();
     assert_eq!(good.status().as_u16(), 200, "a correctly signed request passes");
-    expect_401(agent.get(&url).header("X-Sdk-Date", &now).header("Authorization", &sign(&now, "not-the-sk", "domain=127.0.0.1")).call().unwrap(), "wrong secret");
+    expect_401(
+        agent.get(&url).header("X-Sdk-Date", &now).header("Authorization", &sign(&now, "not-the-sk", "domain=127.0.0.1")).call().unwrap(),
+        "wrong secret",
+    );
     let stale = date(20 * 60);
-    expect_401(agent.get(&url).header("X-Sdk-Date", &stale).header("Authorization", &sign(&stale, &c.secret_key, "domain=127.0.0.1")).call().unwrap(), "20 minutes old");
+    expect_401(
+        agent
+            .get(&url)
+            .header("X-Sdk-Date", &stale)
+            .header("Authorization", &sign(&stale, &c.secret_key, "domain=127.0.0.1"))
+            .call()
+            .unwrap(),
+        "20 minutes old",
+    );
     let tampered = format!("{}{path}?domain=localhost", service.http);
-    expect_401(agent.get(&tampered).header("X-Sdk-Date", &now).header("Authorization", &sign(&now, &c.secret_key, "domain=127.0.0.1")).call().unwrap(), "query changed after signing");
+    expect_401(
+        agent
+            .get(&tampered)
+            .header("X-Sdk-Date", &now)
+            .header("Authorization", &sign(&now, &c.secret_key, "domain=127.0.0.1"))
+            .call()
+            .unwrap(),
+        "query changed after signing",
+    );
     // The secret is never in a response or the log.
     assert!(!service.log_text().contains(&c.secret_key) && !service.log_text().contains(&c.token));
 }
@@ -295,5 +321,9 @@ fn a_template_in_both_the_manifest_and_the_database_is_a_startup_error() {
     .unwrap();
     let out = run(livesnap().current_dir(dir.path()).args(["up", "--rtmp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]));
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("two templates for domain 'localhost' app 'dup' (in the manifest and the API state database)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("two templates for domain 'localhost' app 'dup' (in the manifest and the API state database)"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -56,10 +56,7 @@ fn garbage_inside_video_packets_skips_only_those_pictures() {
 
 #[test]
 fn non_h264_flv_missing_file_and_noise_get_clear_errors() {
-    let sorenson = media(
-        "sorenson.flv",
-        &["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "2", "-c:v", "flv1", "-f", "flv"],
-    );
+    let sorenson = media("sorenson.flv", &["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "2", "-c:v", "flv1", "-f", "flv"]);
     let dir = tempdir();
     let (_, summary, output) = capture(dir.path(), &sorenson, &[]);
     assert!(!output.status.success());

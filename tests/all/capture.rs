@@ -35,8 +35,7 @@ fn high_profile_with_b_frames_gives_snapshots_every_5s_of_stream_time() {
     assert_ne!(ffprobe_field(&video, "has_b_frames"), "0", "the fixture must have B-frames");
     let dir = tempdir();
     let out = dir.path().join("out");
-    let (lines, summary, output) =
-        capture(dir.path(), &video, &["--out", out.to_str().unwrap(), "--stream", "test001", "--interval", "5"]);
+    let (lines, summary, output) = capture(dir.path(), &video, &["--out", out.to_str().unwrap(), "--stream", "test001", "--interval", "5"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let times: Vec<u64> = lines.iter().map(|l| l["stream_time_ms"].as_u64().unwrap()).collect();
     assert_eq!(times, [0, 5000, 10000, 15000]);
@@ -50,10 +49,7 @@ fn high_profile_with_b_frames_gives_snapshots_every_5s_of_stream_time() {
             "snapshot/localhost/live/test001/1764070015.jpg",
         ]
     );
-    assert_eq!(
-        lines[0]["url"],
-        "http://127.0.0.1:8080/obs/snapshots/snapshot/localhost/live/test001/1764070000.jpg"
-    );
+    assert_eq!(lines[0]["url"], "http://127.0.0.1:8080/obs/snapshots/snapshot/localhost/live/test001/1764070000.jpg");
     assert_eq!(summary["snapshots"], 4);
     assert_eq!(summary["pictures"], 600);
     assert_right_pictures(&video, &out, &lines);
@@ -86,9 +82,24 @@ fn colours_are_full_range() {
     let video = media(
         "black-white.flv",
         &[
-            "-f", "lavfi", "-i", "color=c=black:s=320x240:r=30:d=5", "-f", "lavfi", "-i",
-            "color=c=white:s=320x240:r=30:d=5", "-filter_complex", "[0][1]concat=n=2:v=1", "-c:v", "libx264", "-g",
-            "30", "-pix_fmt", "yuv420p", "-f", "flv",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=320x240:r=30:d=5",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=white:s=320x240:r=30:d=5",
+            "-filter_complex",
+            "[0][1]concat=n=2:v=1",
+            "-c:v",
+            "libx264",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "flv",
         ],
     );
     let dir = tempdir();
@@ -140,17 +151,11 @@ image_object_format = "{obs_object}/{app}/{stream}-{fmt_time_utc}-{unix_time_mil
     )
     .unwrap();
     let out = dir.path().join("out");
-    let (lines, _, output) = capture(
-        dir.path(),
-        &video,
-        &["--out", out.to_str().unwrap(), "--domain", "push.example.com", "--stream", "s1"],
-    );
+    let (lines, _, output) =
+        capture(dir.path(), &video, &["--out", out.to_str().unwrap(), "--domain", "push.example.com", "--stream", "s1"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let objects: Vec<&str> = lines.iter().map(|l| l["object"].as_str().unwrap()).collect();
-    assert_eq!(
-        objects,
-        ["shots/live/s1-20251125112640-1764070000000.jpg", "shots/live/s1-20251125112650-1764070010000.jpg"]
-    );
+    assert_eq!(objects, ["shots/live/s1-20251125112640-1764070000000.jpg", "shots/live/s1-20251125112650-1764070010000.jpg"]);
     for o in objects {
         assert!(out.join(o).is_file());
     }
@@ -161,8 +166,22 @@ fn annexb_input_from_a_file_and_from_stdin() {
     let raw = media(
         "base240.h264",
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "12", "-c:v", "libx264", "-bf", "2", "-g", "25",
-            "-pix_fmt", "yuv420p", "-f", "h264",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-t",
+            "12",
+            "-c:v",
+            "libx264",
+            "-bf",
+            "2",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "h264",
         ],
     );
     let dir = tempdir();

@@ -116,8 +116,7 @@ fn bad_publishers_are_refused_or_dropped_and_others_keep_their_snapshots() {
 
     // Unknown domain (from tcUrl): refused at publish.
     let tc_url = "rtmp://unknown.example/live";
-    let mut unknown =
-        ffmpeg_publish(&video, &service.rtmp_url("127.0.0.1", "live/x"), false, &["-t", "1", "-rtmp_tcurl", tc_url]);
+    let mut unknown = ffmpeg_publish(&video, &service.rtmp_url("127.0.0.1", "live/x"), false, &["-t", "1", "-rtmp_tcurl", tc_url]);
     assert!(!unknown.wait().unwrap().success());
     service.wait_for_log("publish refused: no snapshot template for domain 'unknown.example' app 'live'");
 

@@ -4,13 +4,13 @@
 mod service;
 mod support;
 
-mod capture;
+mod api;
+mod bad_input;
 mod callbacks;
+mod capture;
 mod components;
 mod decode;
 mod hardening;
-mod api;
-mod bad_input;
 mod http_security;
 mod live;
 mod outbox;

@@ -1,11 +1,11 @@
 //! Parsers replay real captures (ffmpeg output) mutated many ways: they may
 //! refuse input, but never panic or loop.
 
+use livesnap::ingest::Demuxer;
 use livesnap::ingest::annexb::AnnexBReader;
 use livesnap::ingest::flv::FlvReader;
 use livesnap::ingest::rtmp::chunk::{Message, encode_message};
 use livesnap::ingest::rtmp::{Connection, amf0};
-use livesnap::ingest::Demuxer;
 
 use crate::service::flv_video_tags;
 use crate::support::*;
@@ -73,10 +73,8 @@ fn flv_reader_survives_mutated_captures() {
 
 #[test]
 fn annexb_reader_survives_mutated_captures() {
-    let raw = media(
-        "fuzz.h264",
-        &["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-t", "2", "-c:v", "libx264", "-bf", "2", "-f", "h264"],
-    );
+    let raw =
+        media("fuzz.h264", &["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-t", "2", "-c:v", "libx264", "-bf", "2", "-f", "h264"]);
     let data = std::fs::read(raw).unwrap();
     assert!(drain(AnnexBReader::new(&data[..], 25.0)) >= 50);
     let mut rng = Rng(0xa11e_b000);
@@ -92,7 +90,8 @@ fn rtmp_connection_and_amf0_survive_mutated_sessions() {
         encode_message(128, &Message { csid: 3, timestamp: 0, type_id: 20, stream_id, payload: amf0::encode(values) })
     };
     use amf0::{Value, object, string};
-    let mut session = cmd(0, &[string("connect"), Value::Number(1.0), object(&[("app", string("live")), ("tcUrl", string("rtmp://localhost/live"))])]);
+    let mut session =
+        cmd(0, &[string("connect"), Value::Number(1.0), object(&[("app", string("live")), ("tcUrl", string("rtmp://localhost/live"))])]);
     session.extend(cmd(0, &[string("createStream"), Value::Number(2.0), Value::Null]));
     session.extend(cmd(1, &[string("publish"), Value::Number(3.0), Value::Null, string("s"), string("live")]));
     for (ts, body) in flv_video_tags(&small_baseline_flv()).into_iter().take(40) {

@@ -18,11 +18,7 @@ fn receiver_manifest() -> PathBuf {
 fn start_receiver(dir: &std::path::Path) -> Service {
     // The key reaches the component as Spin variable `auth_key`, from the
     // application variable callback_auth_key.
-    Service::start_with_env(
-        dir,
-        &["--manifest", receiver_manifest().to_str().unwrap()],
-        &[("SPIN_VARIABLE_CALLBACK_AUTH_KEY", KEY)],
-    )
+    Service::start_with_env(dir, &["--manifest", receiver_manifest().to_str().unwrap()], &[("SPIN_VARIABLE_CALLBACK_AUTH_KEY", KEY)])
 }
 
 fn signed(expires: u64) -> Value {
@@ -31,7 +27,11 @@ fn signed(expires: u64) -> Value {
         "width": 320, "height": 240,
         "obs_addr": {"bucket": "snapshots", "location": "local", "object": "snapshot/localhost/live/cam/1.jpg"},
         "auth_timestamp": expires});
-    let text = format!("localhostlivecam{}320240snapshotslocal{}{expires}", body["snapshot_url"].as_str().unwrap(), body["obs_addr"]["object"].as_str().unwrap());
+    let text = format!(
+        "localhostlivecam{}320240snapshotslocal{}{expires}",
+        body["snapshot_url"].as_str().unwrap(),
+        body["obs_addr"]["object"].as_str().unwrap()
+    );
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
     mac.update(text.as_bytes());
     body["auth_sign"] = json!(hex::encode(mac.finalize().into_bytes()));

@@ -56,9 +56,7 @@ impl Service {
         });
         let mut s = Self { child, rtmp: String::new(), http: String::new(), lines, log, dir: dir.to_owned() };
         let up = s.wait_for_log("livesnap is up");
-        let field = |name: &str| {
-            up.split_whitespace().find_map(|w| w.strip_prefix(&format!("{name}="))).unwrap().to_string()
-        };
+        let field = |name: &str| up.split_whitespace().find_map(|w| w.strip_prefix(&format!("{name}="))).unwrap().to_string();
         s.rtmp = field("rtmp");
         s.http = format!("http://{}", field("http"));
         s
@@ -91,8 +89,7 @@ impl Service {
 
     /// GET on the HTTP server: (status, body).
     pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         let mut r = agent.get(&format!("{}{path}", self.http)).call().unwrap();
         let status = r.status().as_u16();
         (status, r.body_mut().read_to_vec().unwrap())
@@ -163,8 +160,15 @@ impl Api {
         let r = match method {
             "GET" => self.agent.get(&url).header("X-Auth-Token", token).call(),
             "DELETE" => self.agent.delete(&url).header("X-Auth-Token", token).call(),
-            "PUT" => self.agent.put(&url).header("X-Auth-Token", token).header("content-type", "application/json").send(body.unwrap_or_default()),
-            "POST" => self.agent.post(&url).header("X-Auth-Token", token).header("content-type", "application/json").send(body.unwrap_or_default()),
+            "PUT" => {
+                self.agent.put(&url).header("X-Auth-Token", token).header("content-type", "application/json").send(body.unwrap_or_default())
+            }
+            "POST" => self
+                .agent
+                .post(&url)
+                .header("X-Auth-Token", token)
+                .header("content-type", "application/json")
+                .send(body.unwrap_or_default()),
             other => panic!("method {other}"),
         };
         let mut r = r.unwrap();

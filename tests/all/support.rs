@@ -91,8 +91,28 @@ pub fn high_profile_flv() -> PathBuf {
     media(
         "high720.flv",
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", "20", "-c:v", "libx264", "-profile:v", "high",
-            "-bf", "2", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-f", "flv",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-t",
+            "20",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "high",
+            "-bf",
+            "2",
+            "-g",
+            "30",
+            "-keyint_min",
+            "30",
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "flv",
         ],
     )
 }
@@ -102,8 +122,26 @@ pub fn small_baseline_flv() -> PathBuf {
     media(
         "base240.flv",
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "20", "-c:v", "libx264", "-profile:v", "baseline",
-            "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-f", "flv",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-t",
+            "20",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-g",
+            "30",
+            "-keyint_min",
+            "30",
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "flv",
         ],
     )
 }
@@ -114,8 +152,28 @@ pub fn long_baseline_flv() -> PathBuf {
     media(
         "base240-60s.flv",
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "60", "-c:v", "libx264", "-profile:v", "baseline",
-            "-preset", "veryfast", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-f", "flv",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-t",
+            "60",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-preset",
+            "veryfast",
+            "-g",
+            "30",
+            "-keyint_min",
+            "30",
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "flv",
         ],
     )
 }
@@ -189,11 +247,8 @@ impl Listener {
             for mut req in s.incoming_requests() {
                 let mut body = Vec::new();
                 std::io::Read::read_to_end(req.as_reader(), &mut body).unwrap();
-                let headers = req
-                    .headers()
-                    .iter()
-                    .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string()))
-                    .collect();
+                let headers =
+                    req.headers().iter().map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_string())).collect();
                 let status = statuses.next().unwrap_or(200);
                 let _ = tx.send(Received { path: req.url().to_string(), headers, body, status });
                 let _ = req.respond(tiny_http::Response::empty(status));
@@ -207,4 +262,3 @@ impl Listener {
         self.requests.try_iter().collect()
     }
 }
-

@@ -61,7 +61,10 @@ fn hostile_modules_are_refused_or_contained_while_another_tenant_keeps_its_sched
     assert_eq!(api.upload("caller", "hostile_notify.wasm", "?allowed_outbound_hosts=http://127.0.0.1:1").0, 201);
     let (_, inspected) = api.call("GET", "/functions/caller", None);
     assert_eq!(inspected["worlds"], json!(["notifier"]));
-    assert!(inspected["imports"].as_array().unwrap().iter().any(|i| i.as_str().unwrap().starts_with("wasi:http/outgoing-handler")), "{inspected}");
+    assert!(
+        inspected["imports"].as_array().unwrap().iter().any(|i| i.as_str().unwrap().starts_with("wasi:http/outgoing-handler")),
+        "{inspected}"
+    );
     assert_eq!(api.template("tenant-a", &target.url, json!({"encode": "spinner", "notify": "caller"})).0, 201);
     assert_eq!(api.template("tenant-b", &good.url, json!({})).0, 201);
     let video = long_baseline_flv();
@@ -73,7 +76,13 @@ fn hostile_modules_are_refused_or_contained_while_another_tenant_keeps_its_sched
     let denied = service.wait_for_log("notify function 'caller' failed");
     assert!(denied.contains("HttpRequestDenied"), "{denied}");
     let times: Vec<u64> = (0..4)
-        .map(|_| object_secs(serde_json::from_slice::<Value>(&good.requests.recv_timeout(WAIT).unwrap().body).unwrap()["obs_addr"]["object"].as_str().unwrap()))
+        .map(|_| {
+            object_secs(
+                serde_json::from_slice::<Value>(&good.requests.recv_timeout(WAIT).unwrap().body).unwrap()["obs_addr"]["object"]
+                    .as_str()
+                    .unwrap(),
+            )
+        })
         .collect();
     assert_eq!(times.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>(), [5, 5, 5], "tenant B on schedule: {times:?}");
     assert!(target.drain().is_empty(), "the hostile notifier reached nothing");

@@ -79,10 +79,7 @@ pub fn verify(body: &[u8], key: &str, now: u64) -> Result<u64, VerifyError> {
     let sign = hex::decode(sign).map_err(|_| VerifyError::BadSignature)?;
     let mut fields: [String; 9] = Default::default();
     for (slot, path) in fields.iter_mut().zip(SIGNED_FIELDS) {
-        let x = path
-            .iter()
-            .try_fold(&v, |x, p| x.get(p))
-            .ok_or_else(|| VerifyError::Malformed(format!("missing {}", path.join("."))))?;
+        let x = path.iter().try_fold(&v, |x, p| x.get(p)).ok_or_else(|| VerifyError::Malformed(format!("missing {}", path.join("."))))?;
         *slot = match x {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),

@@ -5,7 +5,6 @@ use serde_json::json;
 
 wit_bindgen::generate!({ path: "../wit", world: "notifier" });
 
-
 struct NotifyCallback;
 
 impl Guest for NotifyCallback {

@@ -14,7 +14,6 @@ wit_bindgen::generate!({ path: "../wit", world: "storer" });
 use livesnap::snapshot::object_store;
 use livesnap::snapshot::types::WriteMode;
 
-
 struct StoreObs;
 
 impl Guest for StoreObs {
@@ -126,10 +125,7 @@ mod tests {
 
     #[test]
     fn default_names() {
-        assert_eq!(
-            object_name(&id(), &template(WriteMode::Full, None), &AT),
-            "snapshot/push.example.com/live/test001/1764070000.jpg"
-        );
+        assert_eq!(object_name(&id(), &template(WriteMode::Full, None), &AT), "snapshot/push.example.com/live/test001/1764070000.jpg");
         assert_eq!(object_name(&id(), &template(WriteMode::Instant, None), &AT), "snapshot/push.example.com/live/test001.jpg");
     }
 

@@ -102,7 +102,8 @@ mod tests {
 
     #[test]
     fn matches_the_textbook_dct_with_unit_quantisers() {
-        let samples: [[f32; 8]; 8] = std::array::from_fn(|y| std::array::from_fn(|x| ((x * 37 + y * 91 + x * y * 13) % 256) as f32 - 128.0));
+        let samples: [[f32; 8]; 8] =
+            std::array::from_fn(|y| std::array::from_fn(|x| ((x * 37 + y * 91 + x * y * 13) % 256) as f32 - 128.0));
         let expected = reference(&samples);
         let mut block = samples.map(Row::from_array);
         let mut out = [0i16; 64];

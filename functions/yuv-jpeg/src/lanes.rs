@@ -87,12 +87,7 @@ mod wasm {
             let t1 = i32x4_shuffle::<2, 6, 3, 7>(a, b);
             let t2 = i32x4_shuffle::<0, 4, 1, 5>(c, e);
             let t3 = i32x4_shuffle::<2, 6, 3, 7>(c, e);
-            [
-                i64x2_shuffle::<0, 2>(t0, t2),
-                i64x2_shuffle::<1, 3>(t0, t2),
-                i64x2_shuffle::<0, 2>(t1, t3),
-                i64x2_shuffle::<1, 3>(t1, t3),
-            ]
+            [i64x2_shuffle::<0, 2>(t0, t2), i64x2_shuffle::<1, 3>(t0, t2), i64x2_shuffle::<0, 2>(t1, t3), i64x2_shuffle::<1, 3>(t1, t3)]
         };
         *d = super::by_quadrants(d.map(|r| [r.0, r.1]), q).map(|[lo, hi]| Row(lo, hi));
     }

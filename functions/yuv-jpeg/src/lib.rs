@@ -27,21 +27,18 @@ pub fn encode_planes(width: u32, height: u32, y: &[u8], u: &[u8], v: &[u8], qual
     }
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     if y.len() != w * h || u.len() != cw * ch || v.len() != cw * ch {
-        return Err(format!(
-            "plane sizes y={} u={} v={} do not match a {w}x{h} 4:2:0 frame",
-            y.len(),
-            u.len(),
-            v.len()
-        ));
+        return Err(format!("plane sizes y={} u={} v={} do not match a {w}x{h} 4:2:0 frame", y.len(), u.len(), v.len()));
     }
     let quant = tables::quantizers(quality);
     // Typical output is well under a bit per pixel; one reservation avoids regrowth.
     let mut out = Vec::with_capacity(1024 + w * h / 4);
     write_headers(&mut out, w as u16, h as u16, &quant);
 
-    let planes = [Plane { data: y, width: w, height: h }, Plane { data: u, width: cw, height: ch }, Plane { data: v, width: cw, height: ch }];
+    let planes =
+        [Plane { data: y, width: w, height: h }, Plane { data: u, width: cw, height: ch }, Plane { data: v, width: cw, height: ch }];
     let quantizers = [Quantizer::new(&quant[0]), Quantizer::new(&quant[1])];
-    let codes = [(HuffmanCodes::new(&LUMA_DC), HuffmanCodes::new(&LUMA_AC)), (HuffmanCodes::new(&CHROMA_DC), HuffmanCodes::new(&CHROMA_AC))];
+    let codes =
+        [(HuffmanCodes::new(&LUMA_DC), HuffmanCodes::new(&LUMA_AC)), (HuffmanCodes::new(&CHROMA_DC), HuffmanCodes::new(&CHROMA_AC))];
     let mut writer = BitWriter::new(out);
     let mut prev_dc = [0i16; 3];
     let mut block = [Row::ZERO; 8];

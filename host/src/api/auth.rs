@@ -318,7 +318,6 @@ fn parse_date(s: &str) -> Option<SystemTime> {
     u64::try_from(secs).ok().map(|s| UNIX_EPOCH + Duration::from_secs(s))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,12 +333,8 @@ mod tests {
 
     #[test]
     fn signature_roundtrip_and_refusals() {
-        let creds = ApiCredentials {
-            project_id: "p".into(),
-            access_key: "AK".into(),
-            secret_key: Secret::new("SK"),
-            token: Secret::new("tok"),
-        };
+        let creds =
+            ApiCredentials { project_id: "p".into(), access_key: "AK".into(), secret_key: Secret::new("SK"), token: Secret::new("tok") };
         let strict = Policy::default();
         let now = UNIX_EPOCH + Duration::from_secs(1_764_070_000);
         let mut headers = HeaderMap::new();

@@ -42,9 +42,7 @@ pub async fn upload(
         }
         let st = state.clone();
         let name = name.clone();
-        tokio::task::spawn_blocking(move || st.upload_module(&name, &body, hosts, environment))
-            .await
-            .map_err(ApiError::internal)?
+        tokio::task::spawn_blocking(move || st.upload_module(&name, &body, hosts, environment)).await.map_err(ApiError::internal)?
     };
     match result.await {
         Ok((replaced, view)) => (if replaced { StatusCode::OK } else { StatusCode::CREATED }, Json(view)).into_response(),
@@ -180,10 +178,8 @@ impl State {
                 return Err(ApiError::invalid(format!("allowed_outbound_hosts: '{pattern}' is not scheme://host[:port]")));
             }
         }
-        let inspection = self
-            .runtime
-            .inspect(bytes)
-            .map_err(|e| ApiError::invalid(format!("the body is not a WebAssembly component: {e}")))?;
+        let inspection =
+            self.runtime.inspect(bytes).map_err(|e| ApiError::invalid(format!("the body is not a WebAssembly component: {e}")))?;
         let snapshot_fits: Vec<_> = inspection.fits.iter().filter(|s| **s != Stage::Http).collect();
         if snapshot_fits.is_empty() {
             let why: Vec<String> = inspection.misfits.iter().map(|(s, e)| format!("{}: {e}", stage_name(*s))).collect();

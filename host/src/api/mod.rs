@@ -14,13 +14,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State as AxState};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use axum::body::Body;
 use serde_json::json;
 
 use crate::service::State;
@@ -43,16 +43,10 @@ pub fn router(state: Arc<State>) -> Router {
             get(snapshot::query).post(snapshot::create).put(snapshot::modify).delete(snapshot::delete),
         )
         .route("/v1/{project_id}/streams", get(streams))
-        .route(
-            "/v1/{project_id}/guard/key-chain",
-            get(key_chain::show).put(key_chain::update).delete(key_chain::delete),
-        )
+        .route("/v1/{project_id}/guard/key-chain", get(key_chain::show).put(key_chain::update).delete(key_chain::delete))
         .route("/v1/{project_id}/callbacks", get(callbacks::list))
         .route("/v1/{project_id}/functions", get(functions::list))
-        .route(
-            "/v1/{project_id}/functions/{name}",
-            get(functions::inspect).put(functions::upload).delete(functions::delete),
-        )
+        .route("/v1/{project_id}/functions/{name}", get(functions::inspect).put(functions::upload).delete(functions::delete))
         .route("/v1/{project_id}/callbacks/{id}/redeliver", axum::routing::post(callbacks::redeliver))
         // `authenticate` reads bodies with each route's own limit; the
         // extractors' default 2 MB must not refuse uploads it let through.
@@ -205,7 +199,8 @@ async fn object(AxState(state): AxState<Arc<State>>, Path((bucket, object)): Pat
     let result = tokio::task::spawn_blocking(move || buckets.get(&bucket, &key)).await;
     match result {
         Ok(Ok(Some(data))) => {
-            let content_type = if object.ends_with(".jpg") || object.ends_with(".jpeg") { "image/jpeg" } else { "application/octet-stream" };
+            let content_type =
+                if object.ends_with(".jpg") || object.ends_with(".jpeg") { "image/jpeg" } else { "application/octet-stream" };
             // Instant-mode objects change in place: a viewer must revalidate.
             ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], data).into_response()
         }

@@ -86,11 +86,7 @@ pub async fn delete(AxState(state): AxState<Arc<State>>, Path(project): Path<Str
 }
 
 pub(super) fn check_project(state: &State, project: &str) -> Result<(), ApiError> {
-    if project == state.credentials.project_id {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(format!("project '{project}' does not exist")))
-    }
+    if project == state.credentials.project_id { Ok(()) } else { Err(ApiError::not_found(format!("project '{project}' does not exist"))) }
 }
 
 pub(super) async fn run_blocking(f: impl FnOnce() -> Result<(), ApiError> + Send + 'static) -> Result<(), ApiError> {
@@ -223,11 +219,9 @@ impl State {
     /// components loaded: nothing invalid reaches the store.
     fn candidate(&self, api: &[SnapshotConfig]) -> Result<crate::config::Config, ApiError> {
         let current = self.config();
-        let config = crate::config::Config::new(current.manifest.clone(), current.runtime.clone(), api).map_err(|e| {
-            match e {
-                crate::config::ConfigError::Template { source, .. } => ApiError::invalid(source.to_string()),
-                other => ApiError::invalid(other.to_string()),
-            }
+        let config = crate::config::Config::new(current.manifest.clone(), current.runtime.clone(), api).map_err(|e| match e {
+            crate::config::ConfigError::Template { source, .. } => ApiError::invalid(source.to_string()),
+            other => ApiError::invalid(other.to_string()),
         })?;
         self.pipeline.load(&config).map_err(|e| ApiError::invalid(format!("functions: {e}")))?;
         Ok(config)

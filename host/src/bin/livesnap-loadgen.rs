@@ -178,10 +178,15 @@ async fn publish(
         while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
     });
     const CHUNK: usize = 60_000;
-    let msg = |csid, type_id, stream_id, timestamp, payload| encode_message(if type_id == 1 { 128 } else { CHUNK }, &Message { csid, timestamp, type_id, stream_id, payload });
+    let msg = |csid, type_id, stream_id, timestamp, payload| {
+        encode_message(if type_id == 1 { 128 } else { CHUNK }, &Message { csid, timestamp, type_id, stream_id, payload })
+    };
     let cmd = |stream_id: u32, v: &[Amf]| msg(3, 20, stream_id, 0, amf0::encode(v));
     let mut out = msg(2, 1, 0, 0, (CHUNK as u32).to_be_bytes().to_vec());
-    out.extend(cmd(0, &[string("connect"), Amf::Number(1.0), object(&[("app", string(app)), ("tcUrl", string(&format!("rtmp://{domain}/{app}")))])]));
+    out.extend(cmd(
+        0,
+        &[string("connect"), Amf::Number(1.0), object(&[("app", string(app)), ("tcUrl", string(&format!("rtmp://{domain}/{app}")))])],
+    ));
     out.extend(cmd(0, &[string("createStream"), Amf::Number(2.0), Amf::Null]));
     out.extend(cmd(1, &[string("publish"), Amf::Number(3.0), Amf::Null, string(name), string("live")]));
     starts.lock().unwrap().insert(name.to_string(), now_ms());

@@ -15,9 +15,9 @@ use serde_json::json;
 use livesnap::config::runtime::{Backend, BucketConfig};
 use livesnap::config::{Config, ConfigError};
 use livesnap::delivery::{Delivery, DeliveryConfig};
+use livesnap::ingest::Demuxer;
 use livesnap::ingest::annexb::AnnexBReader;
 use livesnap::ingest::flv::FlvReader;
-use livesnap::ingest::Demuxer;
 use livesnap::pipeline::{Pipeline, utc_offset_secs};
 use livesnap::runtime::Runtime;
 use livesnap::runtime::bindings::types::{CaptureTime, StreamId};
@@ -159,7 +159,8 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 session.retry(take);
                 totals.errors += 1;
-                progress.suspend(|| tracing::warn!(stream = %stream, due_ms = take.due_ms, "snapshot skipped: {e}; trying the next picture"));
+                progress
+                    .suspend(|| tracing::warn!(stream = %stream, due_ms = take.due_ms, "snapshot skipped: {e}; trying the next picture"));
                 return;
             }
         };
@@ -185,7 +186,8 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 totals.errors += 1;
-                progress.suspend(|| tracing::error!(stream = %stream, seq = take.seq, stream_time_ms = stream_time, "snapshot failed: {e}"));
+                progress
+                    .suspend(|| tracing::error!(stream = %stream, seq = take.seq, stream_time_ms = stream_time, "snapshot failed: {e}"));
                 if args.json {
                     println!("{}", json!({"seq": take.seq, "pts_ms": pts, "stream_time_ms": stream_time, "error": e.to_string()}));
                 }
@@ -254,11 +256,7 @@ struct Totals {
 fn load_config(args: &CaptureArgs) -> anyhow::Result<Config> {
     let base = Config::load(args.manifest.as_deref(), args.runtime_config.as_deref())?;
     let (mut manifest, mut runtime) = (base.manifest, base.runtime);
-    let Some(raw) = manifest
-        .templates
-        .iter_mut()
-        .find(|t| t.domain == args.domain && t.app() == args.app)
-    else {
+    let Some(raw) = manifest.templates.iter_mut().find(|t| t.domain == args.domain && t.app() == args.app) else {
         return Ok(Config::new(manifest, runtime, &[])?);
     };
     if let Some(i) = args.interval {
@@ -333,8 +331,7 @@ fn progress_bar(size: Option<u64>, json: bool) -> ProgressBar {
     }
     match size {
         Some(len) => ProgressBar::new(len).with_style(
-            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .expect("valid progress template"),
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").expect("valid progress template"),
         ),
         None => {
             let pb = ProgressBar::new_spinner();

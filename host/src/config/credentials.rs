@@ -62,9 +62,7 @@ pub fn resolve(runtime: &RuntimeConfig) -> Result<(ApiCredentials, Option<PathBu
     let api = &runtime.api;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let read = |p: &Path| {
-        std::fs::read_to_string(p)
-            .map(|s| s.trim().to_string())
-            .map_err(|source| ConfigError::Io { path: p.to_owned(), source })
+        std::fs::read_to_string(p).map(|s| s.trim().to_string()).map_err(|source| ConfigError::Io { path: p.to_owned(), source })
     };
     let secret = match (env("LIVESNAP_SECRET_KEY"), &api.secret_key, &api.secret_key_file) {
         (Some(s), _, _) => Some(strong(s, "LIVESNAP_SECRET_KEY")?),
@@ -94,8 +92,8 @@ pub fn resolve(runtime: &RuntimeConfig) -> Result<(ApiCredentials, Option<PathBu
     let path = generated_path(runtime);
     let mut creds = if path.exists() {
         let text = read(&path)?;
-        let creds = toml::from_str::<ApiCredentials>(&text)
-            .map_err(|e| ConfigError::Parse { path: Some(path.clone()), message: e.to_string() })?;
+        let creds =
+            toml::from_str::<ApiCredentials>(&text).map_err(|e| ConfigError::Parse { path: Some(path.clone()), message: e.to_string() })?;
         let what = path.display();
         strong(creds.secret_key.expose().to_string(), &format!("secret_key in {what}"))?;
         strong(creds.token.expose().to_string(), &format!("token in {what}"))?;

@@ -125,8 +125,8 @@ struct RawBuild {
 pub fn load(path: &Path) -> Result<Manifest, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
     let dir = path.parent().map(Path::to_owned).unwrap_or_default();
-    let mut m = parse(&text, &dir, &|name| std::env::var(format!("SPIN_VARIABLE_{}", name.to_uppercase())).ok())
-        .map_err(|e| e.in_file(path))?;
+    let mut m =
+        parse(&text, &dir, &|name| std::env::var(format!("SPIN_VARIABLE_{}", name.to_uppercase())).ok()).map_err(|e| e.in_file(path))?;
     m.path = Some(path.to_owned());
     Ok(m)
 }
@@ -141,16 +141,15 @@ pub fn parse(text: &str, dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Re
         }
     }
     let resolve = |name: &str| -> Result<String, ConfigError> {
-        let decl = raw.variables.get(name).ok_or_else(|| ConfigError::Variable {
-            name: name.into(),
-            message: "is used but not declared in [variables]".into(),
-        })?;
+        let decl = raw
+            .variables
+            .get(name)
+            .ok_or_else(|| ConfigError::Variable { name: name.into(), message: "is used but not declared in [variables]".into() })?;
         match env(name).or_else(|| decl.default.clone()) {
             Some(v) => Ok(v),
-            None if decl.required => Err(ConfigError::Variable {
-                name: name.into(),
-                message: format!("is required: set SPIN_VARIABLE_{}", name.to_uppercase()),
-            }),
+            None if decl.required => {
+                Err(ConfigError::Variable { name: name.into(), message: format!("is required: set SPIN_VARIABLE_{}", name.to_uppercase()) })
+            }
             None => Ok(String::new()),
         }
     };
@@ -167,9 +166,7 @@ pub fn parse(text: &str, dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Re
         let source = match c.source {
             toml::Value::String(s) => dir.join(s),
             _ => {
-                return Err(ConfigError::Invalid(format!(
-                    "component '{name}': only a local file path is supported as source"
-                )));
+                return Err(ConfigError::Invalid(format!("component '{name}': only a local file path is supported as source")));
             }
         };
         let build = c.build.map(|b| BuildDecl { command: b.command, workdir: dir.join(b.workdir.unwrap_or_default()) });
@@ -209,12 +206,10 @@ pub fn parse(text: &str, dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Re
 fn substitute(value: toml::Value, resolve: &dyn Fn(&str) -> Result<String, ConfigError>) -> Result<toml::Value, ConfigError> {
     Ok(match value {
         toml::Value::String(s) => toml::Value::String(expand(&s, resolve)?),
-        toml::Value::Array(items) => {
-            toml::Value::Array(items.into_iter().map(|v| substitute(v, resolve)).collect::<Result<_, _>>()?)
+        toml::Value::Array(items) => toml::Value::Array(items.into_iter().map(|v| substitute(v, resolve)).collect::<Result<_, _>>()?),
+        toml::Value::Table(table) => {
+            toml::Value::Table(table.into_iter().map(|(k, v)| Ok((k, substitute(v, resolve)?))).collect::<Result<_, ConfigError>>()?)
         }
-        toml::Value::Table(table) => toml::Value::Table(
-            table.into_iter().map(|(k, v)| Ok((k, substitute(v, resolve)?))).collect::<Result<_, ConfigError>>()?,
-        ),
         other => other,
     })
 }
@@ -223,10 +218,10 @@ fn expand(s: &str, resolve: &dyn Fn(&str) -> Result<String, ConfigError>) -> Res
     let mut out = String::new();
     let mut rest = s;
     while let Some(open) = rest.find("{{") {
-        let close = rest[open..].find("}}").ok_or_else(|| ConfigError::Variable {
-            name: rest[open..].to_string(),
-            message: "has no closing '}}'".into(),
-        })? + open;
+        let close = rest[open..]
+            .find("}}")
+            .ok_or_else(|| ConfigError::Variable { name: rest[open..].to_string(), message: "has no closing '}}'".into() })?
+            + open;
         out.push_str(&rest[..open]);
         out.push_str(&resolve(rest[open + 2..close].trim())?);
         rest = &rest[close + 2..];

@@ -102,11 +102,7 @@ impl Config {
         let mut templates: Vec<Template> = Vec::new();
         let served = runtime.served_domains(&manifest);
         for (raw, origin) in manifest.templates.iter().map(|t| (t, Origin::Manifest)).chain(api.iter().map(|t| (t, Origin::Api))) {
-            let facts = HostFacts {
-                region: &runtime.region,
-                buckets: &buckets,
-                domains: (origin == Origin::Api).then_some(&served[..]),
-            };
+            let facts = HostFacts { region: &runtime.region, buckets: &buckets, domains: (origin == Origin::Api).then_some(&served[..]) };
             let mut t = raw.validate(&facts).map_err(|source| ConfigError::Template {
                 domain: raw.domain.clone(),
                 app: raw.app().to_string(),

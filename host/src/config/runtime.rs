@@ -222,8 +222,7 @@ impl RuntimeConfig {
     /// Reads a runtime config file; relative paths resolve against its folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_owned(), source })?;
-        let raw: Raw = toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: Some(path.to_owned()), message: e.to_string() })?;
+        let raw: Raw = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: Some(path.to_owned()), message: e.to_string() })?;
         from_raw(raw, path.parent().unwrap_or(Path::new("."))).map_err(|e| e.in_file(path))
     }
 
@@ -381,7 +380,9 @@ fn s3_settings(b: &RawBucket, location: &str, base: &Path) -> Result<crate::stor
     let access_key = match (&b.access_key, &b.access_key_env) {
         (Some(k), _) => k.clone(),
         (None, Some(var)) => env(var).ok_or_else(|| bad(format!("environment variable {var} (access key) is not set")))?,
-        (None, None) => env("AWS_ACCESS_KEY_ID").ok_or_else(|| bad("no access key: set access_key, access_key_env or AWS_ACCESS_KEY_ID".into()))?,
+        (None, None) => {
+            env("AWS_ACCESS_KEY_ID").ok_or_else(|| bad("no access key: set access_key, access_key_env or AWS_ACCESS_KEY_ID".into()))?
+        }
     };
     let secret = match (&b.secret_key_file, &b.secret_key_env) {
         (Some(f), _) => {

@@ -190,16 +190,7 @@ pub struct Template {
     pub function_memory: usize,
 }
 
-const PLACEHOLDERS: [&str; 8] = [
-    "obs_object",
-    "domain",
-    "app",
-    "stream",
-    "unix_time",
-    "unix_time_milli",
-    "fmt_time_utc",
-    "fmt_time_local",
-];
+const PLACEHOLDERS: [&str; 8] = ["obs_object", "domain", "app", "stream", "unix_time", "unix_time_milli", "fmt_time_utc", "fmt_time_local"];
 const TIME_PLACEHOLDERS: [&str; 4] = ["unix_time", "unix_time_milli", "fmt_time_utc", "fmt_time_local"];
 
 impl SnapshotConfig {
@@ -217,10 +208,7 @@ impl SnapshotConfig {
             return Err(field_error("domain", format!("'{}' is not a domain this host serves ({})", self.domain, served.join(", "))));
         }
         let app_name = self.app().to_string();
-        if app_name.is_empty()
-            || app_name.len() > 128
-            || !app_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
+        if app_name.is_empty() || app_name.len() > 128 || !app_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(field_error("app_name", "1-128 characters of letters, digits, '_' and '-'"));
         }
         if !(5..=3600).contains(&self.time_interval) {
@@ -343,10 +331,7 @@ pub fn validate_domain(domain: &str) -> Result<(), String> {
 }
 
 fn validate_callback_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or("must start with http:// or https://")?;
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")).ok_or("must start with http:// or https://")?;
     if url.contains('?') || url.contains('#') {
         return Err("must not have a query string or fragment".into());
     }

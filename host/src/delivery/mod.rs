@@ -158,10 +158,7 @@ impl Delivery {
         let workers = (0..config.workers.max(1))
             .map(|i| {
                 let inner = inner.clone();
-                std::thread::Builder::new()
-                    .name(format!("callbacks-{i}"))
-                    .spawn(move || inner.work())
-                    .expect("spawning a callback thread")
+                std::thread::Builder::new().name(format!("callbacks-{i}")).spawn(move || inner.work()).expect("spawning a callback thread")
             })
             .collect();
         Self { inner, workers: Mutex::new(workers) }
@@ -275,7 +272,11 @@ impl Inner {
                 claims.in_flight += 1;
                 *claims.per_destination.entry(item.destination.clone()).or_default() += 1;
                 let strikes = claims.strikes.get(&item.destination).copied().unwrap_or(0);
-                let timeout = if strikes >= 2 { (self.config.timeout / 4).max(Duration::from_secs(1)).min(self.config.timeout) } else { self.config.timeout };
+                let timeout = if strikes >= 2 {
+                    (self.config.timeout / 4).max(Duration::from_secs(1)).min(self.config.timeout)
+                } else {
+                    self.config.timeout
+                };
                 return Some((item, timeout));
             }
             let pending = self.store.counts().map(|(p, _)| p).unwrap_or(0);
@@ -302,8 +303,7 @@ impl Inner {
             item.body = body;
         }
         item.attempts += 1;
-        let mut request =
-            self.agent.post(&item.url).config().timeout_global(Some(timeout)).build().header(IDEMPOTENCY_HEADER, &item.id);
+        let mut request = self.agent.post(&item.url).config().timeout_global(Some(timeout)).build().header(IDEMPOTENCY_HEADER, &item.id);
         let mut has_type = false;
         for (k, v) in &item.headers {
             has_type |= k.eq_ignore_ascii_case("content-type");

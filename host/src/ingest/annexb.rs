@@ -94,11 +94,7 @@ impl<R: Read> AnnexBReader<R> {
             if have > MAX_NAL {
                 let offset = self.input.offset();
                 self.input.consume(have - 2);
-                return Err(IngestError::Malformed {
-                    what: "NAL unit",
-                    offset,
-                    detail: format!("no start code within {MAX_NAL} bytes"),
-                });
+                return Err(IngestError::Malformed { what: "NAL unit", offset, detail: format!("no start code within {MAX_NAL} bytes") });
             }
             searched = have.saturating_sub(2);
             self.input.fill(have + (1 << 16))?;

@@ -129,8 +129,7 @@ impl<R: Read> FlvReader<R> {
         let h = &self.input.available()[at..at + TAG_HEADER];
         let kind = h[0] & 0x1f;
         let size = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
-        if ![TAG_AUDIO, TAG_VIDEO, TAG_SCRIPT].contains(&kind) || h[0] & 0xc0 != 0 || h[8..11] != [0, 0, 0] || size > MAX_TAG
-        {
+        if ![TAG_AUDIO, TAG_VIDEO, TAG_SCRIPT].contains(&kind) || h[0] & 0xc0 != 0 || h[8..11] != [0, 0, 0] || size > MAX_TAG {
             return Ok(TagCheck::Bad(format!("implausible tag header (type {}, size {size})", h[0])));
         }
         let end = at + TAG_HEADER + size + 4;

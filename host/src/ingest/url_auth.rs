@@ -185,7 +185,6 @@ impl KeyChain {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

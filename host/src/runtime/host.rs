@@ -69,13 +69,7 @@ impl WasiView for HostState {
 impl types::Host for HostState {}
 
 impl object_store::Host for HostState {
-    fn put(
-        &mut self,
-        bucket: String,
-        object: String,
-        content_type: String,
-        data: Vec<u8>,
-    ) -> Result<types::StoredObject, String> {
+    fn put(&mut self, bucket: String, object: String, content_type: String, data: Vec<u8>) -> Result<types::StoredObject, String> {
         let stored = self.buckets.put(&bucket, &object, &content_type, &data).map_err(|e| e.to_string())?;
         Ok(types::StoredObject { bucket: stored.bucket, location: stored.location, object: stored.object, url: stored.url })
     }

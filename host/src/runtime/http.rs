@@ -56,7 +56,12 @@ pub struct HttpState {
 }
 
 impl HttpState {
-    pub(super) fn new(grants: Arc<HttpGrants>, kv: Arc<dyn KeyValueStore>, memory_cap: usize, egress: Arc<crate::egress::EgressPolicy>) -> Self {
+    pub(super) fn new(
+        grants: Arc<HttpGrants>,
+        kv: Arc<dyn KeyValueStore>,
+        memory_cap: usize,
+        egress: Arc<crate::egress::EgressPolicy>,
+    ) -> Self {
         Self {
             wasi: WasiCtx::builder().build(),
             http: WasiHttpCtx::new(),
@@ -213,4 +218,3 @@ impl super::Runtime {
         })
     }
 }
-

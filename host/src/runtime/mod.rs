@@ -261,8 +261,7 @@ impl Runtime {
             Some(cache) => cache.compile(&self.engine, bytes),
             None => Component::new(&self.engine, bytes),
         };
-        let component = compiled
-            .map_err(|source| RuntimeError::Compile { name: name.into(), source })?;
+        let component = compiled.map_err(|source| RuntimeError::Compile { name: name.into(), source })?;
         self.components.lock().unwrap().insert(name.into(), (digest, component));
         self.prepared.lock().unwrap().retain(|(n, _), _| n != name);
         Ok(())
@@ -390,19 +389,17 @@ impl Runtime {
         let start = std::time::Instant::now();
         for _ in 0..iterations {
             let mut store = self.store(name, limits);
-            pre.instantiate(&mut store).map_err(|e| RuntimeError::Trap { stage: Stage::Encode, name: name.into(), reason: e.to_string() })?;
+            pre.instantiate(&mut store).map_err(|e| RuntimeError::Trap {
+                stage: Stage::Encode,
+                name: name.into(),
+                reason: e.to_string(),
+            })?;
         }
         Ok(start.elapsed() / iterations.max(1))
     }
 
     /// Runs an encoder.
-    pub fn encode(
-        &self,
-        name: &str,
-        frame: types::Frame,
-        quality: u8,
-        limits: CallLimits,
-    ) -> Result<types::Image, RuntimeError> {
+    pub fn encode(&self, name: &str, frame: types::Frame, quality: u8, limits: CallLimits) -> Result<types::Image, RuntimeError> {
         let Prepared::Encode(pre) = self.prepare(name, Stage::Encode)? else { unreachable!() };
         let mut store = self.store(name, limits);
         let result = pre.instantiate(&mut store).and_then(|f| f.call_encode(&mut store, &frame, quality));
@@ -421,8 +418,7 @@ impl Runtime {
     ) -> Result<types::StoredObject, RuntimeError> {
         let Prepared::Store(pre) = self.prepare(name, Stage::Store)? else { unreachable!() };
         let mut store = self.store(name, limits);
-        let result =
-            pre.instantiate(&mut store).and_then(|f| f.call_store(&mut store, id, template, image, captured_at));
+        let result = pre.instantiate(&mut store).and_then(|f| f.call_store(&mut store, id, template, image, captured_at));
         finish(result, &store, Stage::Store, name, limits)
     }
 

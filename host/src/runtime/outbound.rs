@@ -33,10 +33,7 @@ impl WasiHttpHooks for OutboundPolicy {
     ) -> Box<
         dyn Future<
                 Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
+                    (http::Response<wasmtime_wasi_http::WasiBody>, Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>),
                     wasmtime_wasi_http::Error,
                 >,
             > + Send,
@@ -56,7 +53,8 @@ impl WasiHttpHooks for OutboundPolicy {
         drop(fut);
         let egress = self.egress.clone();
         Box::new(async move {
-            let lookup = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|_| wasmtime_wasi_http::Error::DestinationNotFound)?;
+            let lookup =
+                tokio::net::lookup_host((host.as_str(), port)).await.map_err(|_| wasmtime_wasi_http::Error::DestinationNotFound)?;
             let lookup: Vec<std::net::SocketAddr> = lookup.collect();
             if wildcard_only && let Some(a) = lookup.iter().find(|a| crate::egress::classify(a.ip()).is_some()) {
                 tracing::warn!(%host, addr = %a.ip(), "outbound HTTP denied: a wildcard does not reach private or loopback addresses");
@@ -89,7 +87,9 @@ pub fn outbound_allowed(pattern: &str, scheme: &str, host: &str, port: u16) -> b
     let scheme_ok = p_scheme == "*" || p_scheme.eq_ignore_ascii_case(scheme);
     let host_ok = p_host == "*"
         || p_host.eq_ignore_ascii_case(host)
-        || p_host.strip_prefix("*.").is_some_and(|suffix| host.to_ascii_lowercase().ends_with(&format!(".{}", suffix.to_ascii_lowercase())));
+        || p_host
+            .strip_prefix("*.")
+            .is_some_and(|suffix| host.to_ascii_lowercase().ends_with(&format!(".{}", suffix.to_ascii_lowercase())));
     let default_port = if scheme == "https" { 443 } else { 80 };
     let port_ok = match p_port {
         Some("*") => true,

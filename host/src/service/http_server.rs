@@ -364,5 +364,4 @@ mod tests {
         let tiny = HttpSettings { max_connections: 0, max_connections_per_ip: 500, ..s };
         assert_eq!(tiny.connection_caps(96), (1, 1));
     }
-
 }

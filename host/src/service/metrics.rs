@@ -81,7 +81,10 @@ impl Metrics {
         counter("livesnap_snapshots_total", "Snapshots stored.", self.snapshots.load(Ordering::Relaxed));
         counter("livesnap_decode_errors_total", "Snapshot pictures that did not decode.", self.decode_errors.load(Ordering::Relaxed));
         counter("livesnap_input_errors_total", "Damaged input skipped.", self.input_errors.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP livesnap_streams_active Streams being published.\n# TYPE livesnap_streams_active gauge\nlivesnap_streams_active {streams_active}");
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_streams_active Streams being published.\n# TYPE livesnap_streams_active gauge\nlivesnap_streams_active {streams_active}"
+        );
         let _ = writeln!(
             out,
             "# HELP livesnap_callbacks_total Callback deliveries finished.\n# TYPE livesnap_callbacks_total counter\nlivesnap_callbacks_total{{result=\"ok\"}} {callbacks_ok}\nlivesnap_callbacks_total{{result=\"failed\"}} {callbacks_failed}"
@@ -90,16 +93,26 @@ impl Metrics {
             out,
             "# HELP livesnap_outbox_callbacks Callbacks in the outbox by status.\n# TYPE livesnap_outbox_callbacks gauge\nlivesnap_outbox_callbacks{{status=\"pending\"}} {outbox_pending}\nlivesnap_outbox_callbacks{{status=\"failed\"}} {outbox_failed}"
         );
-        let _ = writeln!(out, "# HELP livesnap_component_errors_total Function calls that failed.\n# TYPE livesnap_component_errors_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_component_errors_total Function calls that failed.\n# TYPE livesnap_component_errors_total counter"
+        );
         for ((stage, component, kind), n) in self.component_errors.lock().unwrap().iter() {
             let _ = writeln!(out, "livesnap_component_errors_total{{stage=\"{stage}\",component=\"{component}\",kind=\"{kind}\"}} {n}");
         }
         let l = self.latency.lock().unwrap();
-        let _ = writeln!(out, "# HELP livesnap_snapshot_seconds Time from decode start to callback queued.\n# TYPE livesnap_snapshot_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# HELP livesnap_snapshot_seconds Time from decode start to callback queued.\n# TYPE livesnap_snapshot_seconds histogram"
+        );
         for (i, le) in BUCKETS.iter().enumerate() {
             let _ = writeln!(out, "livesnap_snapshot_seconds_bucket{{le=\"{le}\"}} {}", l.0[i]);
         }
-        let _ = writeln!(out, "livesnap_snapshot_seconds_bucket{{le=\"+Inf\"}} {}\nlivesnap_snapshot_seconds_sum {}\nlivesnap_snapshot_seconds_count {}", l.2, l.1, l.2);
+        let _ = writeln!(
+            out,
+            "livesnap_snapshot_seconds_bucket{{le=\"+Inf\"}} {}\nlivesnap_snapshot_seconds_sum {}\nlivesnap_snapshot_seconds_count {}",
+            l.2, l.1, l.2
+        );
         out
     }
 }

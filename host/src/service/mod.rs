@@ -4,9 +4,9 @@
 pub mod http_server;
 pub mod limiter;
 pub mod metrics;
-pub mod tls;
 mod publisher;
 pub mod streams;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,11 +22,11 @@ use tokio_util::task::TaskTracker;
 use crate::config::credentials::{self, ApiCredentials};
 use crate::config::manifest::{HttpRoute, Manifest};
 use crate::config::{Config, ConfigError, Template, manifest};
-use crate::runtime::http::{HttpComponent, HttpGrants};
-use crate::state::{SqliteState, StateError, StateStore};
 use crate::delivery::Delivery;
 use crate::pipeline::{Pipeline, SetupError};
+use crate::runtime::http::{HttpComponent, HttpGrants};
 use crate::runtime::{Runtime, RuntimeError};
+use crate::state::{SqliteState, StateError, StateStore};
 use crate::storage::Buckets;
 use metrics::Metrics;
 use streams::Streams;
@@ -145,9 +145,7 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     if let Some(a) = options.http_listen {
         config.runtime.http_listen = a;
     }
-    let bind = |what, addr| async move {
-        TcpListener::bind(addr).await.map_err(|source| ServiceError::Bind { what, addr, source })
-    };
+    let bind = |what, addr| async move { TcpListener::bind(addr).await.map_err(|source| ServiceError::Bind { what, addr, source }) };
     let rtmp = bind("RTMP", config.runtime.rtmp_listen).await?;
     let http = bind("HTTP", config.runtime.http_listen).await?;
     let rtmp_addr = rtmp.local_addr().expect("bound");
@@ -210,11 +208,12 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
             file = %path.display(),
             "API credentials (secret key and X-Auth-Token) are in the file"
         ),
-        None => tracing::info!(project_id = %state.credentials.project_id, access_key = %state.credentials.access_key, "API credentials from the configuration"),
+        None => {
+            tracing::info!(project_id = %state.credentials.project_id, access_key = %state.credentials.access_key, "API credentials from the configuration")
+        }
     }
     let cancel = CancellationToken::new();
-    let templates: Vec<String> =
-        state.config().templates.iter().map(|t| format!("{}/{}", t.domain, t.app_name)).collect();
+    let templates: Vec<String> = state.config().templates.iter().map(|t| format!("{}/{}", t.domain, t.app_name)).collect();
     for (route, _) in state.http_routes.read().unwrap().iter() {
         tracing::info!(route = %route.route, component = %route.component, "serving HTTP route");
     }

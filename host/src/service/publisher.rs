@@ -15,8 +15,8 @@ use super::State;
 use super::streams::StreamInfo;
 use crate::capture::Take;
 use crate::config::Template;
-use crate::ingest::flv::VideoTagParser;
 use crate::config::runtime::RtmpLimits;
+use crate::ingest::flv::VideoTagParser;
 use crate::ingest::rtmp::chunk::{Limits, SharedBudget};
 use crate::ingest::rtmp::connection::MAX_MESSAGE;
 use crate::ingest::rtmp::{self, Connection, Event, PublishRequest, RtmpError, handshake};
@@ -52,7 +52,11 @@ enum PublisherError {
 /// Serves one connection to its end; every outcome is logged here.
 pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     socket: S,
-    peer: SocketAddr, state: Arc<State>, budget: Arc<SharedBudget>, cancel: CancellationToken) {
+    peer: SocketAddr,
+    state: Arc<State>,
+    budget: Arc<SharedBudget>,
+    cancel: CancellationToken,
+) {
     let mut stream_name = None;
     let result = tokio::select! {
         r = publish(socket, peer, &state, budget, &mut stream_name) => r,
@@ -83,11 +87,8 @@ async fn publish(
     tokio::time::timeout_at(publish_deadline.min(accepted_at + HANDSHAKE_TIMEOUT), do_handshake(&mut socket))
         .await
         .map_err(|_| PublisherError::Timeout("no handshake within 10 s".into()))??;
-    let mut conn = Connection::with_limits(Limits {
-        max_message: MAX_MESSAGE,
-        max_unfinished: MAX_MESSAGE + (1 << 20),
-        shared: Some(budget),
-    });
+    let mut conn =
+        Connection::with_limits(Limits { max_message: MAX_MESSAGE, max_unfinished: MAX_MESSAGE + (1 << 20), shared: Some(budget) });
     let mut buf = Vec::with_capacity(1 << 16);
     let mut live: Option<LiveStream> = None;
     let mut window = (tokio::time::Instant::now(), 0u64);
@@ -177,8 +178,8 @@ async fn do_handshake(socket: &mut (impl AsyncRead + AsyncWrite + Unpin)) -> Res
 
 /// Checks a publish against the templates and the live streams.
 fn admit(state: &Arc<State>, peer: SocketAddr, request: &PublishRequest) -> Result<LiveStream, (&'static str, String)> {
-    let target = rtmp::publish_target(&request.app, request.tc_url.as_deref(), &request.name)
-        .map_err(|e| ("NetStream.Publish.BadName", e))?;
+    let target =
+        rtmp::publish_target(&request.app, request.tc_url.as_deref(), &request.name).map_err(|e| ("NetStream.Publish.BadName", e))?;
     let chain = state.key_chains.read().unwrap().get(&target.domain).cloned();
     if let Some(chain) = chain {
         let params = rtmp::publish_params(&request.app, request.tc_url.as_deref(), &request.name);
@@ -192,10 +193,7 @@ fn admit(state: &Arc<State>, peer: SocketAddr, request: &PublishRequest) -> Resu
     }
     let (generation, template) = state.template(&target.domain, &target.app);
     let Some(template) = template else {
-        return Err((
-            "NetStream.Publish.Rejected",
-            format!("no snapshot template for domain '{}' app '{}'", target.domain, target.app),
-        ));
+        return Err(("NetStream.Publish.Rejected", format!("no snapshot template for domain '{}' app '{}'", target.domain, target.app)));
     };
     let key = (target.domain.clone(), target.app.clone(), target.stream.clone());
     let info = state.streams.register(key, peer.to_string()).ok_or_else(|| {

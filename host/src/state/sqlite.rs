@@ -5,7 +5,10 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, ErrorCode, params};
 
-use super::{KeyChainStore, KeyValueStore, ModuleRecord, ModuleStore, ModuleSummary, OutboxItem, OutboxStatus, OutboxStore, StateError, TemplateStore};
+use super::{
+    KeyChainStore, KeyValueStore, ModuleRecord, ModuleStore, ModuleSummary, OutboxItem, OutboxStatus, OutboxStore, StateError,
+    TemplateStore,
+};
 use crate::config::SnapshotConfig;
 use crate::ingest::url_auth::KeyChain;
 
@@ -118,8 +121,7 @@ impl TemplateStore for SqliteState {
         let mut out = Vec::new();
         for row in rows {
             let (domain, app, json) = row?;
-            let config = serde_json::from_str(&json)
-                .map_err(|e| StateError::Corrupt { domain, app, message: e.to_string() })?;
+            let config = serde_json::from_str(&json).map_err(|e| StateError::Corrupt { domain, app, message: e.to_string() })?;
             out.push(config);
         }
         Ok(out)
@@ -156,7 +158,8 @@ impl TemplateStore for SqliteState {
     }
 }
 
-const ITEM_COLUMNS: &str = "id, destination, url, headers, body, resign, status, attempts, next_attempt_at, last_error, created_at, updated_at";
+const ITEM_COLUMNS: &str =
+    "id, destination, url, headers, body, resign, status, attempts, next_attempt_at, last_error, created_at, updated_at";
 
 fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
     let headers: String = r.get(3)?;
@@ -225,9 +228,8 @@ impl OutboxStore for SqliteState {
         let db = self.db.lock().unwrap();
         let filter = status.map(|s| s.to_string()).unwrap_or_else(|| "%".into());
         let total: i64 = db.query_row("SELECT COUNT(*) FROM outbox WHERE status LIKE ?1", params![filter], |r| r.get(0))?;
-        let mut q = db.prepare(&format!(
-            "SELECT {ITEM_COLUMNS} FROM outbox WHERE status LIKE ?1 ORDER BY created_at, id LIMIT ?2 OFFSET ?3"
-        ))?;
+        let mut q =
+            db.prepare(&format!("SELECT {ITEM_COLUMNS} FROM outbox WHERE status LIKE ?1 ORDER BY created_at, id LIMIT ?2 OFFSET ?3"))?;
         let rows = q.query_map(params![filter, limit as i64, offset as i64], item)?;
         Ok((total as usize, rows.collect::<Result<_, _>>()?))
     }
@@ -254,13 +256,13 @@ impl KeyChainStore for SqliteState {
     fn key_chains(&self) -> Result<Vec<(String, KeyChain)>, StateError> {
         let db = self.db.lock().unwrap();
         let mut q = db.prepare("SELECT domain, key, auth_type, timeout_secs FROM key_chains ORDER BY domain")?;
-        let rows = q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?)))?;
+        let rows =
+            q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?)))?;
         let mut out = Vec::new();
         for row in rows {
             let (domain, key, auth_type, timeout) = row?;
-            let auth_type = auth_type
-                .parse()
-                .map_err(|message| StateError::Corrupt { domain: domain.clone(), app: "(key chain)".into(), message })?;
+            let auth_type =
+                auth_type.parse().map_err(|message| StateError::Corrupt { domain: domain.clone(), app: "(key chain)".into(), message })?;
             out.push((domain, KeyChain { key, auth_type, timeout: std::time::Duration::from_secs(timeout.max(0) as u64) }));
         }
         Ok(out)
@@ -302,7 +304,8 @@ impl ModuleStore for SqliteState {
 
     fn modules(&self) -> Result<Vec<ModuleRecord>, StateError> {
         let db = self.db.lock().unwrap();
-        let mut q = db.prepare("SELECT name, sha256, bytes, allowed_outbound_hosts, environment, uploaded_at FROM modules ORDER BY name")?;
+        let mut q =
+            db.prepare("SELECT name, sha256, bytes, allowed_outbound_hosts, environment, uploaded_at FROM modules ORDER BY name")?;
         let rows = q.query_map([], |r| {
             let hosts: String = r.get(3)?;
             let env: String = r.get(4)?;

@@ -78,7 +78,6 @@ impl Buckets {
         Ok(Self { buckets })
     }
 
-
     /// Writes into an authorized bucket; the key is checked first.
     pub fn put(&self, bucket: &str, key: &str, content_type: &str, data: &[u8]) -> Result<StoredObject, StorageError> {
         let b = self.buckets.get(bucket).ok_or_else(|| StorageError::UnknownBucket(bucket.to_string()))?;

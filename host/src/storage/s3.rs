@@ -111,13 +111,11 @@ impl Bucket for S3Bucket {
     fn put(&self, key: &str, content_type: &str, data: &[u8]) -> Result<StoredObject, StorageError> {
         let url = self.bucket.put_object(Some(&self.credentials), key).sign(REQUEST_VALIDITY);
         self.send(key, "PUT", || {
-            self.agent
-                .put(url.as_str())
-                .header("content-type", content_type)
-                .header("cache-control", "no-cache")
-                .send(data)
+            self.agent.put(url.as_str()).header("content-type", content_type).header("cache-control", "no-cache").send(data)
         })
-        .and_then(|r| if r.status() == 404 { Err(self.io(key, "PUT answered HTTP 404 (does the bucket exist?)".into())) } else { Ok(()) })?;
+        .and_then(|r| {
+            if r.status() == 404 { Err(self.io(key, "PUT answered HTTP 404 (does the bucket exist?)".into())) } else { Ok(()) }
+        })?;
         let url = match self.settings.presign_get {
             Some(expiry) => self.bucket.get_object(Some(&self.credentials), key).sign(expiry),
             None => self.bucket.object_url(key),

@@ -25,10 +25,7 @@ export!(ChatWebhook);
 /// The message: one line of text, and the image as an attachment.
 pub fn message(s: &Snapshot) -> String {
     let id = &s.id;
-    let text = format!(
-        "New snapshot of {}/{}/{} ({}x{}): {}",
-        id.domain, id.app, id.stream, s.image_width, s.image_height, s.stored.url
-    );
+    let text = format!("New snapshot of {}/{}/{} ({}x{}): {}", id.domain, id.app, id.stream, s.image_width, s.image_height, s.stored.url);
     serde_json::json!({
         "text": text,
         "attachments": [{ "image_url": s.stored.url, "fallback": text }],

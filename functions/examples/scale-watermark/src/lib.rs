@@ -125,7 +125,14 @@ mod tests {
 
     #[test]
     fn scales_keeping_aspect_and_stamps_the_time() {
-        let f = WitFrame { width: 1280, height: 720, pts_ms: 3_723_456, y: vec![100; 1280 * 720], u: vec![128; 640 * 360], v: vec![128; 640 * 360] };
+        let f = WitFrame {
+            width: 1280,
+            height: 720,
+            pts_ms: 3_723_456,
+            y: vec![100; 1280 * 720],
+            u: vec![128; 640 * 360],
+            v: vec![128; 640 * 360],
+        };
         let mut p = scale(&f, 480).unwrap();
         assert_eq!((p.width, p.height, p.y.len(), p.u.len()), (480, 270, 480 * 270, 240 * 135));
         assert_eq!(clock(f.pts_ms), "01:02:03.456");

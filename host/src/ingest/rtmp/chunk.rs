@@ -61,9 +61,7 @@ impl SharedBudget {
     }
 
     fn take(&self, n: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| u.checked_add(n).filter(|&t| t <= self.limit))
-            .is_ok()
+        self.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| u.checked_add(n).filter(|&t| t <= self.limit)).is_ok()
     }
 
     fn give(&self, n: usize) {
@@ -259,10 +257,7 @@ impl ChunkDecoder {
         if !completes {
             // Only bytes that stay held count against the limits.
             if self.unfinished + piece > self.limits.max_unfinished {
-                return Err(RtmpError::Protocol(format!(
-                    "unfinished messages would hold more than {} bytes",
-                    self.limits.max_unfinished
-                )));
+                return Err(RtmpError::Protocol(format!("unfinished messages would hold more than {} bytes", self.limits.max_unfinished)));
             }
             if let Some(b) = &self.limits.shared
                 && !b.take(piece)
@@ -276,7 +271,9 @@ impl ChunkDecoder {
         let bytes = &data[pos..pos + piece];
         pos += piece;
         let message = if completes {
-            let payload = if have == 0 { bytes.to_vec() } else {
+            let payload = if have == 0 {
+                bytes.to_vec()
+            } else {
                 let mut p = std::mem::take(&mut state.partial);
                 p.extend_from_slice(bytes);
                 p
@@ -362,12 +359,7 @@ mod tests {
     fn delta_headers_accumulate_timestamps() {
         let mut d = ChunkDecoder::new(1 << 20);
         // type 0 at 100, then type 2 (delta 40) and type 3 (same delta), one byte each.
-        let data = [
-            &[0x06, 0, 0, 100, 0, 0, 1, 9, 1, 0, 0, 0, 0xaa][..],
-            &[0x86, 0, 0, 40, 0xbb],
-            &[0xc6, 0xcc],
-        ]
-        .concat();
+        let data = [&[0x06, 0, 0, 100, 0, 0, 1, 9, 1, 0, 0, 0, 0xaa][..], &[0x86, 0, 0, 40, 0xbb], &[0xc6, 0xcc]].concat();
         let ts: Vec<u32> = read_all(&mut d, &data).iter().map(|m| m.timestamp).collect();
         assert_eq!(ts, [100, 140, 180]);
     }

@@ -1,9 +1,9 @@
 //! One RTMP connection's protocol state, without I/O: bytes in, events and
 //! bytes to send out. The caller decides whether a publish is accepted.
 
+use super::RtmpError;
 use super::amf0::{self, Value, object, string};
 use super::chunk::{ChunkDecoder, Limits, Message, encode_message};
-use super::RtmpError;
 
 /// Messages larger than this close the connection (a 4K IDR is far below).
 pub const MAX_MESSAGE: usize = 16 << 20;
@@ -256,12 +256,7 @@ impl Connection {
                 if self.publishing.is_some() {
                     return Err(RtmpError::Protocol("a second publish on one connection".into()));
                 }
-                events.push(Event::Publish(PublishRequest {
-                    stream_id: m.stream_id,
-                    name: arg(3),
-                    app,
-                    tc_url: self.tc_url.clone(),
-                }));
+                events.push(Event::Publish(PublishRequest { stream_id: m.stream_id, name: arg(3), app, tc_url: self.tc_url.clone() }));
             }
             "FCUnpublish" | "deleteStream" | "closeStream" => {
                 if self.publishing.take().is_some() {
@@ -299,11 +294,10 @@ mod tests {
     #[test]
     fn publish_flow_as_ffmpeg_does_it() {
         let mut c = Connection::new();
-        let connect = cmd(0, &[
-            string("connect"),
-            Value::Number(1.0),
-            object(&[("app", string("live")), ("tcUrl", string("rtmp://127.0.0.1:1935/live"))]),
-        ]);
+        let connect = cmd(
+            0,
+            &[string("connect"), Value::Number(1.0), object(&[("app", string("live")), ("tcUrl", string("rtmp://127.0.0.1:1935/live"))])],
+        );
         let (n, ev) = c.feed(&connect).unwrap();
         assert_eq!(n, connect.len());
         assert_eq!(ev, [Event::Connected { app: "live".into(), tc_url: Some("rtmp://127.0.0.1:1935/live".into()) }]);
