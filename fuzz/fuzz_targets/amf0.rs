@@ -2,7 +2,7 @@
 //! AMF0 decoding of arbitrary bytes, and re-encoding what decodes.
 
 use libfuzzer_sys::fuzz_target;
-use livesnap::ingest::rtmp::amf0;
+use livesnap_media::ingest::rtmp::amf0;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(values) = amf0::decode_all(data) {

@@ -2,8 +2,8 @@
 //! The Annex-B reader over arbitrary bytes.
 
 use libfuzzer_sys::fuzz_target;
-use livesnap::ingest::Demuxer;
-use livesnap::ingest::annexb::AnnexBReader;
+use livesnap_media::ingest::Demuxer;
+use livesnap_media::ingest::annexb::AnnexBReader;
 
 fuzz_target!(|data: &[u8]| {
     let mut r = AnnexBReader::new(data, 30.0);

@@ -2,8 +2,8 @@
 //! The FLV demuxer over arbitrary bytes: never panics, always ends.
 
 use libfuzzer_sys::fuzz_target;
-use livesnap::ingest::Demuxer;
-use livesnap::ingest::flv::FlvReader;
+use livesnap_media::ingest::Demuxer;
+use livesnap_media::ingest::flv::FlvReader;
 
 fuzz_target!(|data: &[u8]| {
     let mut r = FlvReader::new(data);

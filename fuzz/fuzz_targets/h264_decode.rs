@@ -3,8 +3,8 @@
 //! is fine, a crash is not.
 
 use libfuzzer_sys::fuzz_target;
-use livesnap::decode::decode_last;
-use livesnap::ingest::AccessUnit;
+use livesnap_media::decode::decode_last;
+use livesnap_media::ingest::AccessUnit;
 
 fuzz_target!(|data: &[u8]| {
     let units: Vec<AccessUnit> = data

@@ -3,7 +3,7 @@
 //! every publish, as the service does.
 
 use libfuzzer_sys::fuzz_target;
-use livesnap::ingest::rtmp::{Connection, Event};
+use livesnap_media::ingest::rtmp::{Connection, Event};
 
 fuzz_target!(|data: &[u8]| {
     let mut c = Connection::new();
