@@ -1,5 +1,5 @@
 //! The capture clock: decides, frame by frame in stream time, which picture
-//! each snapshot takes (DESIGN §5).
+//! each snapshot takes (ARCHITECTURE §2).
 //!
 //! Due times sit on a fixed grid from the first decodable picture (first,
 //! first + interval, …), so late pictures never make the schedule drift.
