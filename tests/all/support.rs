@@ -18,7 +18,7 @@ pub fn livesnap() -> Command {
     c
 }
 
-/// Folder of the built WebAssembly components (built by host/build.rs).
+/// Folder of the built WebAssembly components (built by host/engine/build.rs).
 pub fn functions_dir() -> PathBuf {
     PathBuf::from(env!("LIVESNAP_FUNCTIONS_DIR"))
 }

@@ -2,9 +2,11 @@
 //! config, and the snapshot templates they define.
 
 pub mod credentials;
+pub mod http;
 pub mod manifest;
 pub mod runtime;
 pub mod template;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 

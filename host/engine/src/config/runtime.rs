@@ -41,9 +41,9 @@ pub struct RuntimeConfig {
     /// `[quotas]`: what the API lets a project create.
     pub quotas: Quotas,
     /// `[http]`: HTTP connection limits and timeouts, API request checks.
-    pub http: crate::service::http_server::HttpSettings,
+    pub http: super::http::HttpSettings,
     /// `[tls]`: HTTPS and RTMPS.
-    pub tls: crate::service::tls::TlsSettings,
+    pub tls: super::tls::TlsSettings,
 }
 
 /// `[quotas]` of the runtime config.
@@ -188,9 +188,9 @@ struct Raw {
     #[serde(default)]
     quotas: Quotas,
     #[serde(default)]
-    tls: crate::service::tls::TlsSettings,
+    tls: super::tls::TlsSettings,
     #[serde(default)]
-    http: crate::service::http_server::HttpSettings,
+    http: super::http::HttpSettings,
 }
 
 #[derive(Deserialize)]

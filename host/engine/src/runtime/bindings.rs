@@ -5,13 +5,13 @@
 
 /// The storer world (also owns the shared `types`).
 pub mod storer {
-    wasmtime::component::bindgen!({ path: "../functions/wit", world: "storer" });
+    wasmtime::component::bindgen!({ path: "../../functions/wit", world: "storer" });
 }
 
 /// The encoder world.
 pub mod encoder {
     wasmtime::component::bindgen!({
-        path: "../functions/wit",
+        path: "../../functions/wit",
         world: "encoder",
         with: { "livesnap:snapshot/types": super::storer::livesnap::snapshot::types },
     });
@@ -20,7 +20,7 @@ pub mod encoder {
 /// The notifier world.
 pub mod notifier {
     wasmtime::component::bindgen!({
-        path: "../functions/wit",
+        path: "../../functions/wit",
         world: "notifier",
         with: { "livesnap:snapshot/types": super::storer::livesnap::snapshot::types },
     });

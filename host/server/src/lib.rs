@@ -1,0 +1,13 @@
+//! livesnap's server: `livesnap up` ([`service`]: RTMP/RTMPS and HTTP
+//! accept loops, connection limits, TLS, live publishers) and the
+//! Huawei-compatible management API ([`api`]).
+
+#![deny(missing_docs)]
+
+// The layers below, re-exported so paths read the same throughout.
+pub use livesnap_engine::{
+    capture, config, decode, delivery, egress, encoding, ingest, pipeline, runtime, session, state, storage, time, verify,
+};
+
+pub mod api;
+pub mod service;
