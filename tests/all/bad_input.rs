@@ -37,21 +37,47 @@ fn garbage_in_the_middle_is_skipped() {
 }
 
 #[test]
-fn garbage_inside_video_packets_skips_only_those_pictures() {
+fn a_damaged_keyframe_costs_only_its_own_snapshot_time() {
     let video = small_baseline_flv();
-    let mut data = std::fs::read(&video).unwrap();
-    // Corrupt bytes inside tags but keep the container intact: every 5000th
-    // byte after the first 10 %, which lands in slice data.
-    let start = data.len() / 10;
-    for i in (start..data.len()).step_by(5000) {
-        data[i] ^= 0x55;
+    let clean = std::fs::read(&video).unwrap();
+    // Overwrite the slice data of the IDR at 5 s (the container stays intact).
+    let mut data = clean.clone();
+    let mut pos = 13;
+    let mut damaged = None;
+    while pos + 11 <= data.len() {
+        let size = u32::from_be_bytes([0, data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
+        let ts = u32::from_be_bytes([data[pos + 7], data[pos + 4], data[pos + 5], data[pos + 6]]);
+        let body = pos + 11;
+        if data[pos] == 9 && ts >= 5000 && data[body] >> 4 == 1 && data[body + 1] == 1 {
+            let mut x: u32 = 777;
+            for b in &mut data[body + 24..body + size] {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                *b = (x >> 16) as u8;
+            }
+            damaged = Some(ts);
+            break;
+        }
+        pos = body + size + 4;
     }
+    assert_eq!(damaged, Some(5000), "the IDR at 5 s was found");
     let dir = tempdir();
-    let bad = dir.path().join("bitflips.flv");
+    let bad = dir.path().join("bad-idr.flv");
     std::fs::write(&bad, &data).unwrap();
-    let (lines, _, output) = capture(dir.path(), &bad, &[]);
+    let secs = |lines: &[serde_json::Value]| -> Vec<u64> {
+        lines
+            .iter()
+            .map(|l| {
+                l["object"].as_str().unwrap().rsplit('/').next().unwrap().trim_end_matches(".jpg").parse::<u64>().unwrap() - 1_764_070_000
+            })
+            .collect()
+    };
+    let (clean_lines, _, _) = capture(dir.path(), &video, &["--stream", "clean"]);
+    assert_eq!(secs(&clean_lines), [0, 5, 10, 15]);
+    let (lines, _, output) = capture(dir.path(), &bad, &["--stream", "bad"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(!lines.is_empty());
+    // Only the snapshot due at 5 s moves (to the next IDR, at 6 s); the others
+    // are the same pictures as from the clean file.
+    assert_eq!(secs(&lines), [0, 6, 10, 15], "{}", stderr(&output));
 }
 
 #[test]

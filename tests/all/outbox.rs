@@ -49,14 +49,28 @@ fn a_failing_receiver_gets_every_callback_exactly_once_after_deduplication() {
     publish_file(&service, "flaky");
     let mut delivered: BTreeMap<String, u32> = BTreeMap::new();
     let mut attempts: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    while delivered.len() < 4 {
-        let r = listener.requests.recv_timeout(WAIT).expect("callbacks keep coming until each is delivered");
+    let mut record = |r: Received| {
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         assert!(verifies(&r.body), "every attempt carries a valid signature: {body}");
         attempts.entry(key(&r)).or_default().push(body);
         if r.status == 200 {
             *delivered.entry(key(&r)).or_default() += 1;
         }
+    };
+    let mut delivered_keys = BTreeSet::new();
+    while delivered_keys.len() < 4 {
+        let r = listener.requests.recv_timeout(WAIT).expect("callbacks keep coming until each is delivered");
+        if r.status == 200 {
+            delivered_keys.insert(key(&r));
+        }
+        record(r);
+    }
+    // Then until the receiver is quiet: the service stops (after the attempts
+    // in flight), and every request it made is read, duplicates included.
+    let stored = service.log_text().matches("snapshot stored").count();
+    assert!(service.stop().success());
+    for r in listener.drain() {
+        record(r);
     }
     assert!(delivered.values().all(|n| *n == 1), "each delivered once: {delivered:?}");
     assert!(attempts.values().any(|a| a.len() > 1), "some were retried");
@@ -66,7 +80,6 @@ fn a_failing_receiver_gets_every_callback_exactly_once_after_deduplication() {
         let stamps: Vec<u64> = tries.iter().map(|b| b["auth_timestamp"].as_u64().unwrap()).collect();
         assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "retries are re-signed, never older: {stamps:?}");
     }
-    let stored = service.log_text().matches("snapshot stored").count();
     assert_eq!(delivered.len(), stored);
 }
 

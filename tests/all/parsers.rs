@@ -1,5 +1,7 @@
 //! Parsers replay real captures (ffmpeg output) mutated many ways: they may
-//! refuse input, but never panic or loop.
+//! refuse input, but never panic or loop. Each run has a positive control:
+//! the clean capture parses in full before and after, and the mutations
+//! change what is parsed (so the run tested something).
 
 use livesnap::ingest::Demuxer;
 use livesnap::ingest::annexb::AnnexBReader;
@@ -64,11 +66,12 @@ fn drain(mut demuxer: impl Demuxer) -> usize {
 fn flv_reader_survives_mutated_captures() {
     let data = std::fs::read(small_baseline_flv()).unwrap();
     let data = &data[..data.len().min(200_000)];
-    assert!(drain(FlvReader::new(data)) > 100);
+    let clean = drain(FlvReader::new(data));
+    assert!(clean > 100);
     let mut rng = Rng(0x5eed_f17e);
-    for _ in 0..300 {
-        drain(FlvReader::new(&mutate(&mut rng, data)[..]));
-    }
+    let changed = (0..300).filter(|_| drain(FlvReader::new(&mutate(&mut rng, data)[..])) != clean).count();
+    assert!(changed > 30, "only {changed} of 300 mutations changed what was parsed");
+    assert_eq!(drain(FlvReader::new(data)), clean, "the clean capture still parses in full");
 }
 
 #[test]
@@ -76,11 +79,12 @@ fn annexb_reader_survives_mutated_captures() {
     let raw =
         media("fuzz.h264", &["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-t", "2", "-c:v", "libx264", "-bf", "2", "-f", "h264"]);
     let data = std::fs::read(raw).unwrap();
-    assert!(drain(AnnexBReader::new(&data[..], 25.0)) >= 50);
+    let clean = drain(AnnexBReader::new(&data[..], 25.0));
+    assert!(clean >= 50);
     let mut rng = Rng(0xa11e_b000);
-    for _ in 0..300 {
-        drain(AnnexBReader::new(&mutate(&mut rng, &data)[..], 25.0));
-    }
+    let changed = (0..300).filter(|_| drain(AnnexBReader::new(&mutate(&mut rng, &data)[..], 25.0)) != clean).count();
+    assert!(changed > 30, "only {changed} of 300 mutations changed what was parsed");
+    assert_eq!(drain(AnnexBReader::new(&data[..], 25.0)), clean, "the clean capture still parses in full");
 }
 
 #[test]
@@ -97,24 +101,43 @@ fn rtmp_connection_and_amf0_survive_mutated_sessions() {
     for (ts, body) in flv_video_tags(&small_baseline_flv()).into_iter().take(40) {
         session.extend(encode_message(128, &Message { csid: 6, timestamp: ts, type_id: 9, stream_id: 1, payload: body }));
     }
-    let mut rng = Rng(0x7e57_0001);
-    for _ in 0..300 {
-        let data = mutate(&mut rng, &session);
+    // (publishes, video messages, refused) of a session fed in 4 KiB reads.
+    let replay = |data: &[u8]| {
+        let (mut publishes, mut videos) = (0, 0);
         let mut c = Connection::new();
         let mut pos = 0;
-        while pos < data.len() {
-            match c.feed(&data[pos..]) {
-                Ok((0, _)) | Err(_) => break,
+        let mut end = 0;
+        while end < data.len() {
+            end = (end + 4096).min(data.len());
+            match c.feed(&data[pos..end]) {
+                Err(_) => return (publishes, videos, true),
                 Ok((n, events)) => {
                     pos += n;
                     for e in events {
-                        if let livesnap::ingest::rtmp::Event::Publish(r) = e {
-                            c.accept(&r);
+                        match e {
+                            livesnap::ingest::rtmp::Event::Publish(r) => {
+                                publishes += 1;
+                                c.accept(&r);
+                            }
+                            livesnap::ingest::rtmp::Event::Video { .. } => videos += 1,
+                            _ => {}
                         }
                     }
                 }
             }
         }
+        (publishes, videos, false)
+    };
+    let clean = replay(&session);
+    assert_eq!(clean, (1, clean.1, false));
+    assert!(clean.1 >= 30, "{clean:?}");
+    let mut rng = Rng(0x7e57_0001);
+    let mut changed = 0;
+    for _ in 0..300 {
+        let data = mutate(&mut rng, &session);
+        changed += usize::from(replay(&data) != clean);
         let _ = amf0::decode_all(&data[..data.len().min(500)]);
     }
+    assert!(changed > 30, "only {changed} of 300 mutations changed what was parsed");
+    assert_eq!(replay(&session), clean, "the clean session still parses in full");
 }

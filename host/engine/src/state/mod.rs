@@ -174,6 +174,8 @@ pub trait ModuleStore: Send + Sync {
     fn put_module(&self, module: &ModuleRecord) -> Result<bool, StateError>;
     /// Every module, by name.
     fn modules(&self) -> Result<Vec<ModuleRecord>, StateError>;
+    /// One module, bytes included.
+    fn module(&self, name: &str) -> Result<Option<ModuleRecord>, StateError>;
     /// Every module's name, hash and size, without reading its bytes.
     fn module_summaries(&self) -> Result<Vec<ModuleSummary>, StateError>;
     /// Deletes a module; false if there was none.

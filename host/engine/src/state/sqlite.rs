@@ -284,6 +284,28 @@ impl KeyChainStore for SqliteState {
     }
 }
 
+impl SqliteState {
+    fn select_modules(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<ModuleRecord>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare(&format!(
+            "SELECT name, sha256, bytes, allowed_outbound_hosts, environment, uploaded_at FROM modules {filter} ORDER BY name"
+        ))?;
+        let rows = q.query_map(args, |r| {
+            let hosts: String = r.get(3)?;
+            let env: String = r.get(4)?;
+            Ok(ModuleRecord {
+                name: r.get(0)?,
+                sha256: r.get(1)?,
+                bytes: r.get(2)?,
+                allowed_outbound_hosts: serde_json::from_str(&hosts).unwrap_or_default(),
+                environment: serde_json::from_str(&env).unwrap_or_default(),
+                uploaded_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
 impl ModuleStore for SqliteState {
     fn put_module(&self, m: &ModuleRecord) -> Result<bool, StateError> {
         let db = self.db.lock().unwrap();
@@ -303,22 +325,11 @@ impl ModuleStore for SqliteState {
     }
 
     fn modules(&self) -> Result<Vec<ModuleRecord>, StateError> {
-        let db = self.db.lock().unwrap();
-        let mut q =
-            db.prepare("SELECT name, sha256, bytes, allowed_outbound_hosts, environment, uploaded_at FROM modules ORDER BY name")?;
-        let rows = q.query_map([], |r| {
-            let hosts: String = r.get(3)?;
-            let env: String = r.get(4)?;
-            Ok(ModuleRecord {
-                name: r.get(0)?,
-                sha256: r.get(1)?,
-                bytes: r.get(2)?,
-                allowed_outbound_hosts: serde_json::from_str(&hosts).unwrap_or_default(),
-                environment: serde_json::from_str(&env).unwrap_or_default(),
-                uploaded_at: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.select_modules("", params![])
+    }
+
+    fn module(&self, name: &str) -> Result<Option<ModuleRecord>, StateError> {
+        Ok(self.select_modules("WHERE name = ?1", params![name])?.pop())
     }
 
     fn module_summaries(&self) -> Result<Vec<ModuleSummary>, StateError> {

@@ -10,13 +10,13 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::params::Params;
-use super::snapshot::check_project;
+use super::snapshot::{check_project, run_blocking};
 use crate::service::State;
 use crate::state::OutboxStatus;
 
 /// GET `?status=pending|delivered|failed&limit=&offset=`.
 pub async fn list(AxState(state): AxState<Arc<State>>, Path(project): Path<String>, RawQuery(q): RawQuery) -> Response {
-    let result = (|| {
+    let result = run_blocking(move || {
         check_project(&state, &project)?;
         let params = Params::parse(q.as_deref().unwrap_or(""))?;
         let status = match params.get("status") {
@@ -36,7 +36,8 @@ pub async fn list(AxState(state): AxState<Arc<State>>, Path(project): Path<Strin
             })
             .collect();
         Ok::<_, ApiError>(json!({"total": total, "callbacks": callbacks, "limit": limit, "offset": offset}))
-    })();
+    })
+    .await;
     match result {
         Ok(body) => Json(body).into_response(),
         Err(e) => e.into_response(),
@@ -45,7 +46,9 @@ pub async fn list(AxState(state): AxState<Arc<State>>, Path(project): Path<Strin
 
 /// POST `/{id}/redeliver`: a failed callback becomes pending again.
 pub async fn redeliver(AxState(state): AxState<Arc<State>>, Path((project, id)): Path<(String, String)>) -> Response {
-    let result = (|| {
+    let queued = id.clone();
+    let result = run_blocking(move || {
+        let id = queued;
         check_project(&state, &project)?;
         if !state.store.redeliver(&id).map_err(ApiError::internal)? {
             return Err(ApiError::not_found(format!("no failed callback with id '{id}'")));
@@ -53,7 +56,8 @@ pub async fn redeliver(AxState(state): AxState<Arc<State>>, Path((project, id)):
         state.pipeline.delivery().nudge();
         tracing::info!(%id, "callback queued for redelivery through the API");
         Ok(())
-    })();
+    })
+    .await;
     match result {
         Ok(()) => Json(json!({"id": id, "status": "pending"})).into_response(),
         Err(e) => e.into_response(),

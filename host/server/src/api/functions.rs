@@ -52,7 +52,7 @@ pub async fn upload(
 
 /// GET: every module (uploaded, from the manifest, built in).
 pub async fn list(AxState(state): AxState<Arc<State>>, Path(project): Path<String>) -> Response {
-    let result = (|| {
+    let result = run_blocking(move || {
         check_project(&state, &project)?;
         let mut list: Vec<Value> = Vec::new();
         for m in state.store.module_summaries().map_err(ApiError::internal)? {
@@ -69,7 +69,8 @@ pub async fn list(AxState(state): AxState<Arc<State>>, Path(project): Path<Strin
             }
         }
         Ok::<_, ApiError>(json!({"total": list.len(), "functions": list}))
-    })();
+    })
+    .await;
     match result {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
@@ -78,18 +79,18 @@ pub async fn list(AxState(state): AxState<Arc<State>>, Path(project): Path<Strin
 
 /// GET one: its worlds, imports and exports.
 pub async fn inspect(AxState(state): AxState<Arc<State>>, Path((project, name)): Path<(String, String)>) -> Response {
-    let result = (|| {
+    // Reading the module and compiling it both block: off the executor.
+    let result = run_blocking(move || {
         check_project(&state, &project)?;
         let module = state
             .store
-            .modules()
+            .module(&name)
             .map_err(ApiError::internal)?
-            .into_iter()
-            .find(|m| m.name == name)
             .ok_or_else(|| ApiError::not_found(format!("no uploaded function '{name}'")))?;
         let inspection = state.runtime.inspect(&module.bytes).map_err(ApiError::internal)?;
         Ok::<_, ApiError>(view(&state, &module, &inspection))
-    })();
+    })
+    .await;
     match result {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),

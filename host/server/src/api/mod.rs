@@ -217,7 +217,8 @@ async fn object(AxState(state): AxState<Arc<State>>, Path((bucket, object)): Pat
 
 async fn metrics(AxState(state): AxState<Arc<State>>) -> Response {
     let delivered = state.pipeline.delivery_stats();
-    let (pending, failed) = state.store.counts().unwrap_or_default();
+    let st = state.clone();
+    let (pending, failed) = tokio::task::spawn_blocking(move || st.store.counts().unwrap_or_default()).await.unwrap_or_default();
     let body = state.metrics.render(state.streams.len(), delivered.ok, delivered.failed, pending, failed);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

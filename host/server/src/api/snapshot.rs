@@ -89,7 +89,8 @@ pub(super) fn check_project(state: &State, project: &str) -> Result<(), ApiError
     if project == state.credentials.project_id { Ok(()) } else { Err(ApiError::not_found(format!("project '{project}' does not exist"))) }
 }
 
-pub(super) async fn run_blocking(f: impl FnOnce() -> Result<(), ApiError> + Send + 'static) -> Result<(), ApiError> {
+/// Runs `f` (SQLite, compiling a component) off the async executor.
+pub(super) async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
 }
 
