@@ -12,7 +12,7 @@ use crate::support::*;
 
 fn runtime() -> Runtime {
     let dir = tempdir();
-    let buckets = Arc::new(Buckets::open(&RuntimeConfig::embedded(dir.path())).unwrap());
+    let buckets = Arc::new(Buckets::open(&RuntimeConfig::embedded(dir.path()).buckets, "http://127.0.0.1:8080").unwrap());
     Runtime::new(buckets, None).unwrap()
 }
 

@@ -9,8 +9,6 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
-use crate::config::ConfigError;
-
 /// Why a destination is refused. The text names the address class only,
 /// never whether anything listens there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,11 +67,11 @@ impl EgressPolicy {
     /// Parses `[egress] allow`: addresses (`127.0.0.1`, `::1`) or CIDR
     /// ranges (`10.0.0.0/8`). `LIVESNAP_EGRESS_ALLOW` (comma-separated) adds
     /// to them.
-    pub fn from_config(allow: &[String]) -> Result<Self, ConfigError> {
+    pub fn from_config(allow: &[String]) -> Result<Self, String> {
         let env = std::env::var("LIVESNAP_EGRESS_ALLOW").unwrap_or_default();
         let entries = allow.iter().map(String::as_str).chain(env.split(',').map(str::trim).filter(|s| !s.is_empty()));
         let allow = entries
-            .map(|e| parse_net(e).ok_or_else(|| ConfigError::Invalid(format!("[egress] allow: '{e}' is not an IP address or CIDR range"))))
+            .map(|e| parse_net(e).ok_or_else(|| format!("[egress] allow: '{e}' is not an IP address or CIDR range")))
             .collect::<Result<_, _>>()?;
         Ok(Self { allow, own: Vec::new() })
     }

@@ -10,4 +10,8 @@ pub use livesnap_engine::{
 };
 
 pub mod api;
+pub mod app;
+pub mod limiter;
+pub mod metrics;
 pub mod service;
+pub mod streams;

@@ -116,7 +116,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let (demuxer, size) = open_input(&args)?;
     let mut demuxer = demuxer;
 
-    let buckets = Arc::new(Buckets::open(&config.runtime)?);
+    let buckets = Arc::new(Buckets::open(&config.runtime.buckets, &config.runtime.public_url())?);
     let runtime = Arc::new(Runtime::new(buckets, Some(config.runtime.state_dir.join("cache")))?);
     // One-off runs keep their outbox in memory and wait for it at the end.
     let outbox = Arc::new(livesnap::state::SqliteState::in_memory()?);

@@ -2,7 +2,6 @@
 //! else the runtime config, else generated on first start into a file under
 //! the state folder (whose path is logged; the secret never is).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -10,33 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::ConfigError;
 use super::runtime::RuntimeConfig;
 
-/// A secret string: compared in constant time, never printed.
-#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The secret itself, for signing.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Constant-time equality with `other`.
-    pub fn matches(&self, other: &str) -> bool {
-        subtle::ConstantTimeEq::ct_eq(self.0.as_bytes(), other.as_bytes()).into()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use crate::secret::Secret;
 
 /// What the API authenticates with.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -83,7 +56,7 @@ pub fn resolve(runtime: &RuntimeConfig) -> Result<(ApiCredentials, Option<PathBu
     if let (Some(access_key), Some(secret_key)) = (access.clone(), secret.clone()) {
         let token = token.clone().unwrap_or_else(|| random_hex(32));
         let project_id = project.clone().unwrap_or_else(|| "livesnap".into());
-        return Ok((ApiCredentials { project_id, access_key, secret_key: Secret(secret_key), token: Secret(token) }, None));
+        return Ok((ApiCredentials { project_id, access_key, secret_key: Secret::new(secret_key), token: Secret::new(token) }, None));
     }
     if access.is_some() != secret.is_some() {
         return Err(ConfigError::Invalid("[api] needs both an access key and a secret key (or neither)".into()));
@@ -102,8 +75,8 @@ pub fn resolve(runtime: &RuntimeConfig) -> Result<(ApiCredentials, Option<PathBu
         let creds = ApiCredentials {
             project_id: random_hex(16),
             access_key: random_hex(10).to_uppercase(),
-            secret_key: Secret(random_hex(20)),
-            token: Secret(random_hex(32)),
+            secret_key: Secret::new(random_hex(20)),
+            token: Secret::new(random_hex(32)),
         };
         write_private(&path, &toml::to_string(&creds).expect("credentials serialize"))
             .map_err(|source| ConfigError::Io { path: path.clone(), source })?;
@@ -113,7 +86,7 @@ pub fn resolve(runtime: &RuntimeConfig) -> Result<(ApiCredentials, Option<PathBu
         creds.project_id = p;
     }
     if let Some(t) = token {
-        creds.token = Secret(t);
+        creds.token = Secret::new(t);
     }
     Ok((creds, Some(path)))
 }

@@ -5,7 +5,9 @@ pub mod credentials;
 pub mod http;
 pub mod manifest;
 pub mod runtime;
-pub mod template;
+// Templates are their own module (the state store keeps them too); the
+// old path stays.
+pub use crate::template;
 pub mod tls;
 
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ConfigError;
+pub use crate::storage::{Backend, BucketConfig};
 
 /// The runtime configuration, paths resolved.
 #[derive(Clone, Debug)]
@@ -141,29 +142,6 @@ pub struct ApiSettings {
     pub token: Option<String>,
     /// A file holding the token.
     pub token_file: Option<PathBuf>,
-}
-
-/// A `[[bucket]]`.
-#[derive(Clone, Debug)]
-pub struct BucketConfig {
-    /// Bucket name.
-    pub name: String,
-    /// Its region.
-    pub location: String,
-    /// Where its objects live.
-    pub backend: Backend,
-}
-
-/// Storage backends.
-#[derive(Clone, Debug)]
-pub enum Backend {
-    /// A local folder.
-    Fs {
-        /// Root folder of the bucket.
-        path: PathBuf,
-    },
-    /// An S3-compatible service.
-    S3(Box<crate::storage::s3::S3Settings>),
 }
 
 #[derive(Deserialize, Default)]
@@ -323,7 +301,7 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
                 unfinished_budget: r.unfinished_budget_mb.map_or(d.unfinished_budget, |m| m.max(32) << 20),
             }
         },
-        egress: crate::egress::EgressPolicy::from_config(&raw.egress.allow)?,
+        egress: crate::egress::EgressPolicy::from_config(&raw.egress.allow).map_err(ConfigError::Invalid)?,
         quotas: raw.quotas,
         tls: raw.tls.resolve(base),
         http: raw.http,

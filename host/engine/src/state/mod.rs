@@ -6,7 +6,7 @@ mod sqlite;
 
 pub use sqlite::SqliteState;
 
-use crate::config::SnapshotConfig;
+use crate::template::SnapshotConfig;
 
 /// Why state could not be read or written.
 #[derive(Debug, thiserror::Error)]

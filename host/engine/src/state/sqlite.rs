@@ -9,8 +9,8 @@ use super::{
     KeyChainStore, KeyValueStore, ModuleRecord, ModuleStore, ModuleSummary, OutboxItem, OutboxStatus, OutboxStore, StateError,
     TemplateStore,
 };
-use crate::config::SnapshotConfig;
 use crate::ingest::url_auth::KeyChain;
+use crate::template::SnapshotConfig;
 
 /// Migrations in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -381,7 +381,7 @@ impl KeyValueStore for SqliteState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::template::ObsLocation;
+    use crate::template::ObsLocation;
 
     #[test]
     fn templates_survive_reopening_and_keys_are_unique() {

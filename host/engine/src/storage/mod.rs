@@ -6,7 +6,30 @@ pub mod s3;
 
 use std::collections::BTreeMap;
 
-use crate::config::runtime::{Backend, RuntimeConfig};
+use std::path::PathBuf;
+
+/// A `[[bucket]]`.
+#[derive(Clone, Debug)]
+pub struct BucketConfig {
+    /// Bucket name.
+    pub name: String,
+    /// Its region.
+    pub location: String,
+    /// Where its objects live.
+    pub backend: Backend,
+}
+
+/// Storage backends.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// A local folder.
+    Fs {
+        /// Root folder of the bucket.
+        path: PathBuf,
+    },
+    /// An S3-compatible service.
+    S3(Box<s3::S3Settings>),
+}
 
 /// Where an object was written and the URL it is reached at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,12 +88,13 @@ pub struct Buckets {
 }
 
 impl Buckets {
-    /// Opens every bucket of the runtime config.
-    pub fn open(config: &RuntimeConfig) -> Result<Self, StorageError> {
+    /// Opens every bucket; fs buckets' objects are reached under
+    /// `{public_url}/obs/{bucket}/`.
+    pub fn open(declared: &[BucketConfig], public_url: &str) -> Result<Self, StorageError> {
         let mut buckets: BTreeMap<String, Box<dyn Bucket>> = BTreeMap::new();
-        for b in &config.buckets {
+        for b in declared {
             let bucket: Box<dyn Bucket> = match &b.backend {
-                Backend::Fs { path } => Box::new(fs::FsBucket::new(&b.name, &b.location, path, &config.public_url())),
+                Backend::Fs { path } => Box::new(fs::FsBucket::new(&b.name, &b.location, path, public_url)),
                 Backend::S3(settings) => Box::new(s3::S3Bucket::new((**settings).clone()).map_err(StorageError::Config)?),
             };
             buckets.insert(b.name.clone(), bucket);

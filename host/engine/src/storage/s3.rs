@@ -32,7 +32,7 @@ pub struct S3Settings {
     /// Access key id.
     pub access_key: String,
     /// Secret key (from the environment or a file).
-    pub secret_key: crate::config::credentials::Secret,
+    pub secret_key: crate::secret::Secret,
     /// When set, `snapshot_url` is a presigned GET valid this long (private buckets).
     pub presign_get: Option<Duration>,
     /// Per-request timeout.

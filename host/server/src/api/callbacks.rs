@@ -11,7 +11,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::Params;
 use super::snapshot::{check_project, run_blocking};
-use crate::service::State;
+use crate::app::State;
 use crate::state::OutboxStatus;
 
 /// GET `?status=pending|delivered|failed&limit=&offset=`.

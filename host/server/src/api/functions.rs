@@ -15,9 +15,9 @@ use sha2::{Digest, Sha256};
 use super::error::ApiError;
 use super::params::Params;
 use super::snapshot::{check_project, run_blocking};
+use crate::app::State;
 use crate::config::template::{DEFAULT_ENCODE, DEFAULT_NOTIFY, DEFAULT_STORE};
 use crate::runtime::{ComponentGrants, Stage};
-use crate::service::State;
 use crate::state::ModuleRecord;
 
 /// Largest module accepted.

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use super::MAX_BODY;
 use super::auth::{Policy, ReplayCache};
 use super::error::ApiError;
-use crate::service::http_server::HttpSettings;
+use crate::config::http::HttpSettings;
 
 /// Signatures remembered at most (state-changing requests in 15 minutes).
 const REPLAY_CAPACITY: usize = 100_000;

@@ -18,8 +18,8 @@ use serde_json::json;
 use super::error::ApiError;
 use super::params::Params;
 use super::snapshot::check_project;
+use crate::app::State;
 use crate::ingest::url_auth::{AuthType, KeyChain};
-use crate::service::State;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

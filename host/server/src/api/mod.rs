@@ -23,8 +23,8 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use serde_json::json;
 
-use crate::service::State;
-use crate::service::limiter::client_key;
+use crate::app::State;
+use crate::limiter::client_key;
 use auth::{AuthError, Checked, SignedRequest};
 use error::{ApiError, codes};
 use guard::Guard;

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::params::Params;
+use crate::app::State;
 use crate::config::{Origin, SnapshotConfig, Template};
-use crate::service::State;
 use crate::state::StateError;
 
 /// What a set `auth_key` reads as; sending it back keeps the stored key.

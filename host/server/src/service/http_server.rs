@@ -28,7 +28,7 @@ pub use crate::config::http::HttpSettings;
 /// Largest read buffer of a connection, so the most its headers can take.
 const MAX_BUF: usize = 64 << 10;
 
-use super::limiter::{ConnectionLimiter, ConnectionPermit, fd_budget_per_listener};
+use crate::limiter::{ConnectionLimiter, ConnectionPermit, fd_budget_per_listener};
 
 /// Serves `router` on `listener` until `cancel`, then waits for the
 /// connections to finish their requests.

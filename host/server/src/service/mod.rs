@@ -2,11 +2,10 @@
 //! configuration reload, and a clean shutdown.
 
 pub mod http_server;
-pub mod limiter;
-pub mod metrics;
 mod publisher;
-pub mod streams;
 pub mod tls;
+
+pub use crate::app::State;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,17 +18,18 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::credentials::{self, ApiCredentials};
+use crate::config::credentials;
 use crate::config::manifest::{HttpRoute, Manifest};
-use crate::config::{Config, ConfigError, Template, manifest};
+use crate::config::{Config, ConfigError, manifest};
 use crate::delivery::Delivery;
+use crate::limiter;
+use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, SetupError};
 use crate::runtime::http::{HttpComponent, HttpGrants};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::state::{SqliteState, StateError, StateStore};
 use crate::storage::Buckets;
-use metrics::Metrics;
-use streams::Streams;
+use crate::streams::Streams;
 
 /// What `livesnap up` is started with.
 #[derive(Clone, Debug, Default)]
@@ -77,62 +77,6 @@ pub enum ServiceError {
     Tls(#[from] tls::TlsError),
 }
 
-/// Everything the tasks of the service share.
-pub struct State {
-    config: RwLock<Arc<Config>>,
-    generation: AtomicU64,
-    /// The functions and callback delivery.
-    pub pipeline: Pipeline,
-    /// Live streams.
-    pub streams: Streams,
-    /// Counters.
-    pub metrics: Metrics,
-    /// Authorized buckets (for `/obs/`).
-    pub buckets: Arc<Buckets>,
-    /// Bounds concurrent decode + function work to the cores.
-    workers: Arc<Semaphore>,
-    /// Snapshot jobs in flight, waited for at shutdown.
-    tasks: TaskTracker,
-    /// Templates created through the API, and the callback outbox.
-    pub store: Arc<dyn StateStore>,
-    /// What the API authenticates with.
-    pub credentials: ApiCredentials,
-    /// Serializes API writes (validate, store, install).
-    pub api_writes: std::sync::Mutex<()>,
-    /// The engine (also serving `[[trigger.http]]` routes).
-    pub runtime: Arc<Runtime>,
-    /// `[[trigger.http]]` routes and their prepared components.
-    pub http_routes: RwLock<Vec<(HttpRoute, HttpComponent)>>,
-    /// Ingest URL validation per push domain (lower case), as stored.
-    pub key_chains: RwLock<std::collections::HashMap<String, crate::ingest::url_auth::KeyChain>>,
-}
-
-impl State {
-    /// The current configuration.
-    pub fn config(&self) -> Arc<Config> {
-        self.config.read().unwrap().clone()
-    }
-
-    /// The template for (domain, app) and the configuration generation it
-    /// came from.
-    pub fn template(&self, domain: &str, app: &str) -> (u64, Option<Arc<Template>>) {
-        let config = self.config.read().unwrap();
-        (self.generation.load(Ordering::Acquire), config.template(domain, app).cloned().map(Arc::new))
-    }
-
-    /// The configuration generation (bumped by every reload).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// Makes `config` the running configuration; live streams pick it up
-    /// from their next snapshot.
-    pub fn install(&self, config: Config) {
-        *self.config.write().unwrap() = Arc::new(config);
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-}
-
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(options: Options) -> Result<(), ServiceError> {
     let loaded = Config::load(options.manifest.as_deref(), options.runtime_config.as_deref())?;
@@ -160,7 +104,7 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     config.runtime.rtmp_listen = rtmp_addr;
     config.runtime.http_listen = http_addr;
 
-    let buckets = Arc::new(Buckets::open(&config.runtime)?);
+    let buckets = Arc::new(Buckets::open(&config.runtime.buckets, &config.runtime.public_url())?);
     let runtime = Arc::new(Runtime::new(buckets.clone(), Some(config.runtime.state_dir.join("cache")))?);
     for m in store.modules()? {
         runtime.add_component(&m.name, &m.bytes)?;

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use super::State;
-use super::streams::StreamInfo;
+use crate::app::State;
 use crate::capture::Take;
 use crate::config::Template;
 use crate::config::runtime::RtmpLimits;
@@ -24,6 +23,7 @@ use crate::ingest::{IngestError, VideoEvent};
 use crate::pipeline::utc_offset_secs;
 use crate::runtime::bindings::types::{CaptureTime, StreamId};
 use crate::session::{DecodeJob, StreamSession};
+use crate::streams::StreamInfo;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The window over which a publisher's data rate is checked.
