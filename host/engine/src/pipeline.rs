@@ -91,37 +91,40 @@ impl Pipeline {
     /// Loads what `config` needs: the manifest's components are read again
     /// (recompiling only what changed, by content), built-ins once.
     pub fn load(&self, config: &Config) -> Result<(), SetupError> {
-        for t in &config.templates {
-            for (name, stage) in [(&t.encode, Stage::Encode), (&t.store, Stage::Store), (&t.notify, Stage::Notify)] {
-                match config.manifest.components.get(name) {
-                    Some(decl) => {
-                        let bytes = std::fs::read(&decl.source).map_err(|source| SetupError::Source {
-                            name: name.clone(),
-                            path: decl.source.clone(),
-                            source,
-                        })?;
-                        self.runtime.add_component(name, &bytes)?;
-                        self.runtime.set_grants(
-                            name,
-                            crate::runtime::ComponentGrants {
-                                allowed_outbound_hosts: decl.allowed_outbound_hosts.clone(),
-                                environment: decl.environment.clone().into_iter().collect(),
-                            },
-                        );
-                    }
-                    // Uploaded modules, and built-ins loaded before.
-                    None if self.runtime.has_component(name) => {}
-                    None => {
-                        let bytes = builtin::get(name).ok_or_else(|| SetupError::Missing {
-                            domain: t.domain.clone(),
-                            app: t.app_name.clone(),
-                            name: name.clone(),
-                        })?;
-                        self.runtime.add_component(name, bytes)?;
-                    }
+        config.templates.iter().try_for_each(|t| self.load_template(config, t))
+    }
+
+    /// Loads and prepares the components of one template of `config`.
+    pub fn load_template(&self, config: &Config, t: &Template) -> Result<(), SetupError> {
+        for (name, stage) in [(&t.encode, Stage::Encode), (&t.store, Stage::Store), (&t.notify, Stage::Notify)] {
+            match config.manifest.components.get(name) {
+                Some(decl) => {
+                    let bytes = std::fs::read(&decl.source).map_err(|source| SetupError::Source {
+                        name: name.clone(),
+                        path: decl.source.clone(),
+                        source,
+                    })?;
+                    self.runtime.add_component(name, &bytes)?;
+                    self.runtime.set_grants(
+                        name,
+                        crate::runtime::ComponentGrants {
+                            allowed_outbound_hosts: decl.allowed_outbound_hosts.clone(),
+                            environment: decl.environment.clone().into_iter().collect(),
+                        },
+                    );
                 }
-                self.runtime.prepare(name, stage)?;
+                // Uploaded modules, and built-ins loaded before.
+                None if self.runtime.has_component(name) => {}
+                None => {
+                    let bytes = builtin::get(name).ok_or_else(|| SetupError::Missing {
+                        domain: t.domain.clone(),
+                        app: t.app_name.clone(),
+                        name: name.clone(),
+                    })?;
+                    self.runtime.add_component(name, bytes)?;
+                }
             }
+            self.runtime.prepare(name, stage)?;
         }
         Ok(())
     }

@@ -59,7 +59,7 @@ impl State {
     /// came from.
     pub fn template(&self, domain: &str, app: &str) -> (u64, Option<Arc<Template>>) {
         let config = self.config.read().unwrap();
-        (self.generation.load(Ordering::Acquire), config.template(domain, app).cloned().map(Arc::new))
+        (self.generation.load(Ordering::Acquire), config.template(domain, app).cloned())
     }
 
     /// The configuration generation (bumped by every reload).

@@ -11,6 +11,7 @@ pub use crate::template;
 pub mod tls;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use manifest::Manifest;
 pub use runtime::RuntimeConfig;
@@ -78,8 +79,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// Components and raw templates.
     pub manifest: Manifest,
-    /// Validated templates.
-    pub templates: Vec<Template>,
+    /// Validated templates, shared: a configuration change copies pointers, not templates.
+    pub templates: Vec<Arc<Template>>,
 }
 
 impl Config {
@@ -103,7 +104,7 @@ impl Config {
     /// API (whose domains must be served), against the runtime config.
     pub fn new(manifest: Manifest, runtime: RuntimeConfig, api: &[SnapshotConfig]) -> Result<Self, ConfigError> {
         let buckets = runtime.bucket_locations();
-        let mut templates: Vec<Template> = Vec::new();
+        let mut templates: Vec<Arc<Template>> = Vec::new();
         let served = runtime.served_domains(&manifest);
         for (raw, origin) in manifest.templates.iter().map(|t| (t, Origin::Manifest)).chain(api.iter().map(|t| (t, Origin::Api))) {
             let facts = HostFacts { region: &runtime.region, buckets: &buckets, domains: (origin == Origin::Api).then_some(&served[..]) };
@@ -123,13 +124,37 @@ impl Config {
                     place(origin)
                 )));
             }
-            templates.push(t);
+            templates.push(Arc::new(t));
         }
         Ok(Self { runtime, manifest, templates })
     }
 
+    /// This configuration with the API template for (domain, app) replaced
+    /// by `raw`, or removed when `raw` is `None`. Only that template is
+    /// validated, so an API write costs the same with 1 or 100 templates.
+    pub fn with_api_template(&self, domain: &str, app: &str, raw: Option<&SnapshotConfig>) -> Result<Self, ConfigError> {
+        let mut templates: Vec<Arc<Template>> =
+            self.templates.iter().filter(|t| !(t.origin == Origin::Api && t.domain == domain && t.app_name == app)).cloned().collect();
+        if let Some(raw) = raw {
+            let buckets = self.runtime.bucket_locations();
+            let served = self.runtime.served_domains(&self.manifest);
+            let facts = HostFacts { region: &self.runtime.region, buckets: &buckets, domains: Some(&served[..]) };
+            let mut t = raw.validate(&facts).map_err(|source| ConfigError::Template {
+                domain: raw.domain.clone(),
+                app: raw.app().to_string(),
+                source,
+            })?;
+            t.origin = Origin::Api;
+            if templates.iter().any(|o| o.domain == t.domain && o.app_name == t.app_name) {
+                return Err(ConfigError::Invalid(format!("a template for domain '{}' app '{}' already exists", t.domain, t.app_name)));
+            }
+            templates.push(Arc::new(t));
+        }
+        Ok(Self { runtime: self.runtime.clone(), manifest: self.manifest.clone(), templates })
+    }
+
     /// The template for an ingest (domain, app).
-    pub fn template(&self, domain: &str, app: &str) -> Option<&Template> {
+    pub fn template(&self, domain: &str, app: &str) -> Option<&Arc<Template>> {
         self.templates.iter().find(|t| t.domain == domain && t.app_name == app)
     }
 }

@@ -56,7 +56,7 @@ pub async fn query(AxState(state): AxState<Arc<State>>, Path(project): Path<Stri
         let limit = params.integer("limit", 10, 1, MAX_LIMIT)?;
         let offset = params.integer("offset", 0, 0, i64::MAX)?;
         let config = state.config();
-        let matching: Vec<&Template> = config
+        let matching: Vec<&Arc<Template>> = config
             .templates
             .iter()
             .filter(|t| t.domain.eq_ignore_ascii_case(&domain) && app.as_ref().is_none_or(|a| *a == t.app_name))
@@ -143,16 +143,15 @@ impl State {
                 config.domain
             )));
         }
-        let mut api = self.store.templates().map_err(ApiError::internal)?;
-        if api.iter().any(|t| t.domain == config.domain && t.app() == app) {
+        let current = self.config();
+        if current.template(&config.domain, &app).is_some() {
             return Err(ApiError::conflict(format!("a template for domain '{}' app '{app}' already exists", config.domain)));
         }
-        let quota = self.config().runtime.quotas.max_templates;
-        if api.len() >= quota {
+        let quota = current.runtime.quotas.max_templates;
+        if current.templates.iter().filter(|t| t.origin == Origin::Api).count() >= quota {
             return Err(ApiError::quota(format!("the project has its maximum of {quota} templates; delete one first")));
         }
-        api.push(config.clone());
-        let candidate = self.candidate(&api)?;
+        let candidate = self.candidate(&config.domain, &app, Some(&config))?;
         match self.store.insert_template(&config) {
             Ok(()) => {}
             Err(e @ StateError::Exists { .. }) => return Err(ApiError::conflict(e.to_string())),
@@ -181,13 +180,7 @@ impl State {
             }
             None => return Err(ApiError::not_found(format!("no template for domain '{}' app '{app}'", config.domain))),
         }
-        let mut api = self.store.templates().map_err(ApiError::internal)?;
-        for t in api.iter_mut() {
-            if t.domain == config.domain && t.app() == app {
-                *t = config.clone();
-            }
-        }
-        let candidate = self.candidate(&api)?;
+        let candidate = self.candidate(&config.domain, &app, Some(&config))?;
         if !self.store.update_template(&config).map_err(ApiError::internal)? {
             return Err(ApiError::not_found(format!("no template for domain '{}' app '{app}'", config.domain)));
         }
@@ -205,9 +198,7 @@ impl State {
                 "domain '{domain}' app '{app}' is defined in the manifest (spin.toml) and is read-only through the API"
             )));
         }
-        let mut api = self.store.templates().map_err(ApiError::internal)?;
-        api.retain(|t| !(t.domain == domain && t.app() == app));
-        let candidate = self.candidate(&api)?;
+        let candidate = self.candidate(domain, app, None)?;
         if !self.store.delete_template(domain, app).map_err(ApiError::internal)? {
             return Err(ApiError::not_found(format!("no template for domain '{domain}' app '{app}'")));
         }
@@ -216,15 +207,18 @@ impl State {
         Ok(())
     }
 
-    /// The configuration with `api` as the API templates, validated and its
-    /// components loaded: nothing invalid reaches the store.
-    fn candidate(&self, api: &[SnapshotConfig]) -> Result<crate::config::Config, ApiError> {
-        let current = self.config();
-        let config = crate::config::Config::new(current.manifest.clone(), current.runtime.clone(), api).map_err(|e| match e {
+    /// The running configuration with the API template for (domain, app)
+    /// set to `raw` (or removed), validated and its components loaded:
+    /// nothing invalid reaches the store. Only that template is checked, so
+    /// a write costs the same however many templates there are.
+    fn candidate(&self, domain: &str, app: &str, raw: Option<&SnapshotConfig>) -> Result<crate::config::Config, ApiError> {
+        let config = self.config().with_api_template(domain, app, raw).map_err(|e| match e {
             crate::config::ConfigError::Template { source, .. } => ApiError::invalid(source.to_string()),
             other => ApiError::invalid(other.to_string()),
         })?;
-        self.pipeline.load(&config).map_err(|e| ApiError::invalid(format!("functions: {e}")))?;
+        if let Some(t) = config.template(domain, app) {
+            self.pipeline.load_template(&config, t).map_err(|e| ApiError::invalid(format!("functions: {e}")))?;
+        }
         Ok(config)
     }
 }

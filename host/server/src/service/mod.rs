@@ -161,6 +161,7 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     for (route, _) in state.http_routes.read().unwrap().iter() {
         tracing::info!(route = %route.route, component = %route.component, "serving HTTP route");
     }
+    let shutdown = shutdown_signal();
     tracing::info!(
         rtmp = %rtmp_addr,
         http = %http_addr,
@@ -189,7 +190,7 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
         tokio::spawn(watch_manifest(path, state.clone(), cancel.clone()));
     }
 
-    wait_for_signal().await;
+    shutdown.await;
     tracing::info!("shutting down: closing publishers, finishing snapshots in flight");
     cancel.cancel();
     let _ = accept.await;
@@ -294,12 +295,21 @@ async fn reload_tls_on_hangup(tls: Arc<tls::Tls>, cancel: CancellationToken) {
     }
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGINT or SIGTERM. The handlers are installed when this is
+/// called, before the service says it is up, so a signal sent as soon as
+/// it is up is never missed.
+fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    // tokio keeps a handler once registered: SIGHUP (reload) can no longer
+    // end the process with its default action before the reload tasks run.
+    drop(signal(SignalKind::hangup()).expect("installing the SIGHUP handler"));
+    async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }
 
