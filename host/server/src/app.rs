@@ -39,8 +39,8 @@ pub struct State {
     pub store: Arc<dyn StateStore>,
     /// What the API authenticates with.
     pub credentials: ApiCredentials,
-    /// Serializes API writes (validate, store, install).
-    pub api_writes: std::sync::Mutex<()>,
+    /// Serializes changes (validate, store, install): taken by `control::Writer`.
+    pub(crate) writes: std::sync::Mutex<()>,
     /// The engine (also serving `[[trigger.http]]` routes).
     pub runtime: Arc<Runtime>,
     /// `[[trigger.http]]` routes and their prepared components.
@@ -69,7 +69,7 @@ impl State {
 
     /// Makes `config` the running configuration; live streams pick it up
     /// from their next snapshot.
-    pub fn install(&self, config: Config) {
+    pub(crate) fn install(&self, config: Config) {
         *self.config.write().unwrap() = Arc::new(config);
         self.generation.fetch_add(1, Ordering::AcqRel);
     }

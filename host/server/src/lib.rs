@@ -11,6 +11,7 @@ pub use livesnap_engine::{
 
 pub mod api;
 pub mod app;
+pub mod control;
 pub mod limiter;
 pub mod metrics;
 pub mod service;

@@ -91,6 +91,20 @@ impl ApiError {
     }
 }
 
+impl From<crate::control::ControlError> for ApiError {
+    fn from(e: crate::control::ControlError) -> Self {
+        use crate::control::ControlError as C;
+        match e {
+            C::Invalid(m) => Self::invalid(m),
+            C::Conflict(m) => Self::conflict(m),
+            C::ReadOnly(m) => Self::forbidden(m),
+            C::NotFound(m) => Self::not_found(m),
+            C::Quota(m) => Self::quota(m),
+            C::Store(cause) => Self::internal(cause),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(json!({"error_code": self.code, "error_msg": self.message}))).into_response()

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::params::Params;
-use super::snapshot::check_project;
+use super::snapshot::{check_project, run_blocking};
 use crate::app::State;
 use crate::ingest::url_auth::{AuthType, KeyChain};
 
@@ -60,15 +60,7 @@ pub async fn update(
     }
     let chain = KeyChain { key: info.key, auth_type, timeout: Duration::from_secs(timeout) };
     let st = state.clone();
-    tokio::task::spawn_blocking(move || {
-        let _writer = st.api_writes.lock().unwrap();
-        st.store.put_key_chain(&domain, &chain).map_err(ApiError::internal)?;
-        tracing::info!(%domain, auth_type = chain.auth_type.as_str(), timeout, "ingest URL validation set");
-        st.key_chains.write().unwrap().insert(domain, chain);
-        Ok::<_, ApiError>(())
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    run_blocking(move || st.writer().set_key_chain(&domain, chain).map_err(ApiError::from)).await?;
     Ok(StatusCode::OK)
 }
 
@@ -91,14 +83,6 @@ pub async fn delete(
     check_project(&state, &project)?;
     let domain = domain_param(&state, q.as_deref())?;
     let st = state.clone();
-    let existed = tokio::task::spawn_blocking(move || {
-        let _writer = st.api_writes.lock().unwrap();
-        let existed = st.store.delete_key_chain(&domain).map_err(ApiError::internal)?;
-        st.key_chains.write().unwrap().remove(&domain);
-        tracing::info!(%domain, "ingest URL validation removed");
-        Ok::<_, ApiError>(existed)
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    if existed { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::not_found("the domain has no key chain")) }
+    run_blocking(move || st.writer().delete_key_chain(&domain).map_err(ApiError::from)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

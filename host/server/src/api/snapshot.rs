@@ -13,11 +13,9 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::params::Params;
 use crate::app::State;
-use crate::config::{Origin, SnapshotConfig, Template};
-use crate::state::StateError;
+use crate::config::{SnapshotConfig, Template};
 
-/// What a set `auth_key` reads as; sending it back keeps the stored key.
-pub const MASK: &str = "******";
+pub use crate::control::templates::MASK;
 const MAX_LIMIT: i64 = 100;
 
 /// POST: create.
@@ -25,7 +23,7 @@ pub async fn create(AxState(state): AxState<Arc<State>>, Path(project): Path<Str
     let result = async {
         check_project(&state, &project)?;
         let config = parse_body(&body)?;
-        run_blocking(move || state.create_template(config)).await
+        run_blocking(move || state.writer().create_template(config).map_err(ApiError::from)).await
     };
     match result.await {
         Ok(()) => (StatusCode::CREATED, Json(json!({}))).into_response(),
@@ -38,7 +36,7 @@ pub async fn modify(AxState(state): AxState<Arc<State>>, Path(project): Path<Str
     let result = async {
         check_project(&state, &project)?;
         let config = parse_body(&body)?;
-        run_blocking(move || state.modify_template(config)).await
+        run_blocking(move || state.writer().modify_template(config).map_err(ApiError::from)).await
     };
     match result.await {
         Ok(()) => Json(json!({})).into_response(),
@@ -77,7 +75,7 @@ pub async fn delete(AxState(state): AxState<Arc<State>>, Path(project): Path<Str
         let params = Params::parse(q.as_deref().unwrap_or(""))?;
         let domain = params.required("domain")?;
         let app = params.required("app_name")?;
-        run_blocking(move || state.delete_template(&domain, &app)).await
+        run_blocking(move || state.writer().delete_template(&domain, &app).map_err(ApiError::from)).await
     };
     match result.await {
         Ok(()) => Json(json!({})).into_response(),
@@ -129,96 +127,4 @@ pub fn view(t: &Template) -> Value {
         v["functions"] = serde_json::to_value(f).unwrap_or_default();
     }
     v
-}
-
-impl State {
-    fn create_template(&self, config: SnapshotConfig) -> Result<(), ApiError> {
-        let _writer = self.api_writes.lock().unwrap();
-        let app = config.app().to_string();
-        if let Some(t) = self.config().template(&config.domain, &app)
-            && t.origin == Origin::Manifest
-        {
-            return Err(ApiError::conflict(format!(
-                "domain '{}' app '{app}' is defined in the manifest (spin.toml) and cannot be created through the API",
-                config.domain
-            )));
-        }
-        let current = self.config();
-        if current.template(&config.domain, &app).is_some() {
-            return Err(ApiError::conflict(format!("a template for domain '{}' app '{app}' already exists", config.domain)));
-        }
-        let quota = current.runtime.quotas.max_templates;
-        if current.templates.iter().filter(|t| t.origin == Origin::Api).count() >= quota {
-            return Err(ApiError::quota(format!("the project has its maximum of {quota} templates; delete one first")));
-        }
-        let candidate = self.candidate(&config.domain, &app, Some(&config))?;
-        match self.store.insert_template(&config) {
-            Ok(()) => {}
-            Err(e @ StateError::Exists { .. }) => return Err(ApiError::conflict(e.to_string())),
-            Err(e) => return Err(ApiError::internal(e)),
-        }
-        self.install(candidate);
-        tracing::info!(domain = %config.domain, app = %app, "template created through the API");
-        Ok(())
-    }
-
-    fn modify_template(&self, mut config: SnapshotConfig) -> Result<(), ApiError> {
-        let _writer = self.api_writes.lock().unwrap();
-        let app = config.app().to_string();
-        let current = self.config();
-        match current.template(&config.domain, &app) {
-            Some(t) if t.origin == Origin::Manifest => {
-                return Err(ApiError::forbidden(format!(
-                    "domain '{}' app '{app}' is defined in the manifest (spin.toml) and is read-only through the API",
-                    config.domain
-                )));
-            }
-            Some(t) => {
-                if config.auth_key.as_deref() == Some(MASK) {
-                    config.auth_key = Some(t.auth_key.clone());
-                }
-            }
-            None => return Err(ApiError::not_found(format!("no template for domain '{}' app '{app}'", config.domain))),
-        }
-        let candidate = self.candidate(&config.domain, &app, Some(&config))?;
-        if !self.store.update_template(&config).map_err(ApiError::internal)? {
-            return Err(ApiError::not_found(format!("no template for domain '{}' app '{app}'", config.domain)));
-        }
-        self.install(candidate);
-        tracing::info!(domain = %config.domain, app = %app, "template modified through the API");
-        Ok(())
-    }
-
-    fn delete_template(&self, domain: &str, app: &str) -> Result<(), ApiError> {
-        let _writer = self.api_writes.lock().unwrap();
-        if let Some(t) = self.config().template(domain, app)
-            && t.origin == Origin::Manifest
-        {
-            return Err(ApiError::forbidden(format!(
-                "domain '{domain}' app '{app}' is defined in the manifest (spin.toml) and is read-only through the API"
-            )));
-        }
-        let candidate = self.candidate(domain, app, None)?;
-        if !self.store.delete_template(domain, app).map_err(ApiError::internal)? {
-            return Err(ApiError::not_found(format!("no template for domain '{domain}' app '{app}'")));
-        }
-        self.install(candidate);
-        tracing::info!(domain = %domain, app = %app, "template deleted through the API");
-        Ok(())
-    }
-
-    /// The running configuration with the API template for (domain, app)
-    /// set to `raw` (or removed), validated and its components loaded:
-    /// nothing invalid reaches the store. Only that template is checked, so
-    /// a write costs the same however many templates there are.
-    fn candidate(&self, domain: &str, app: &str, raw: Option<&SnapshotConfig>) -> Result<crate::config::Config, ApiError> {
-        let config = self.config().with_api_template(domain, app, raw).map_err(|e| match e {
-            crate::config::ConfigError::Template { source, .. } => ApiError::invalid(source.to_string()),
-            other => ApiError::invalid(other.to_string()),
-        })?;
-        if let Some(t) = config.template(domain, app) {
-            self.pipeline.load_template(&config, t).map_err(|e| ApiError::invalid(format!("functions: {e}")))?;
-        }
-        Ok(config)
-    }
 }

@@ -133,7 +133,7 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
         tasks: TaskTracker::new(),
         store,
         credentials,
-        api_writes: std::sync::Mutex::new(()),
+        writes: std::sync::Mutex::new(()),
         runtime,
         http_routes: RwLock::new(routes),
         key_chains: RwLock::new(key_chains),
@@ -344,7 +344,7 @@ async fn watch_manifest(path: PathBuf, state: Arc<State>, cancel: CancellationTo
 }
 
 fn reload(path: &std::path::Path, state: &State) -> Result<usize, String> {
-    let _writer = state.api_writes.lock().unwrap();
+    let _writer = state.writer();
     let runtime = state.config().runtime.clone();
     let manifest = manifest::load(path).map_err(|e| e.to_string())?;
     let api = state.store.templates().map_err(|e| e.to_string())?;

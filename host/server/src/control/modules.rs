@@ -1,0 +1,136 @@
+//! Tenant module operations: upload (validated against the stages templates
+//! use it for, within the quotas, compiled once, swapped atomically) and
+//! delete (refused while a template uses it).
+
+use sha2::{Digest, Sha256};
+
+use super::{ControlError, Writer};
+use crate::app::State;
+use crate::config::template::{DEFAULT_ENCODE, DEFAULT_NOTIFY, DEFAULT_STORE};
+use crate::runtime::{ComponentGrants, Inspection, Stage};
+use crate::state::ModuleRecord;
+
+/// An accepted upload.
+pub struct Uploaded {
+    /// Whether it replaced a module of that name.
+    pub replaced: bool,
+    /// What was stored.
+    pub record: ModuleRecord,
+    /// Its worlds, imports and exports.
+    pub inspection: Inspection,
+}
+
+impl Writer<'_> {
+    /// Uploads or replaces module `name`, with what it may use.
+    pub fn upload_module(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        allowed_outbound_hosts: Vec<String>,
+        environment: Vec<(String, String)>,
+    ) -> Result<Uploaded, ControlError> {
+        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(ControlError::Invalid("name: 1-64 letters, digits, '-' and '_'".into()));
+        }
+        let config = self.config();
+        if config.manifest.components.contains_key(name) || [DEFAULT_ENCODE, DEFAULT_STORE, DEFAULT_NOTIFY].contains(&name) {
+            return Err(ControlError::Conflict(format!("'{name}' is a manifest or built-in component; choose another name")));
+        }
+        for pattern in &allowed_outbound_hosts {
+            if !pattern.contains("://") {
+                return Err(ControlError::Invalid(format!("allowed_outbound_hosts: '{pattern}' is not scheme://host[:port]")));
+            }
+        }
+        let inspection =
+            self.runtime.inspect(bytes).map_err(|e| ControlError::Invalid(format!("the body is not a WebAssembly component: {e}")))?;
+        let snapshot_fits: Vec<_> = inspection.fits.iter().filter(|s| **s != Stage::Http).collect();
+        if snapshot_fits.is_empty() {
+            let why: Vec<String> = inspection.misfits.iter().map(|(s, e)| format!("{}: {e}", stage_name(*s))).collect();
+            return Err(ControlError::Invalid(format!(
+                "the component fits none of the worlds encoder, storer, notifier ({})",
+                why.join("; ")
+            )));
+        }
+        // A replacement must still fit every stage templates use it for.
+        for t in &config.templates {
+            for (stage, used) in [(Stage::Encode, &t.encode), (Stage::Store, &t.store), (Stage::Notify, &t.notify)] {
+                if used == name && !inspection.fits.contains(&stage) {
+                    let why = inspection.misfits.iter().find(|(s, _)| *s == stage).map(|(_, e)| e.clone()).unwrap_or_default();
+                    return Err(ControlError::Invalid(format!(
+                        "template {}/{} uses '{name}' as its {} but the component does not fit that world: {why}",
+                        t.domain,
+                        t.app_name,
+                        stage_name(stage)
+                    )));
+                }
+            }
+        }
+        let quotas = config.runtime.quotas;
+        let others: Vec<_> = self.store.module_summaries()?.into_iter().filter(|m| m.name != name).collect();
+        if others.len() >= quotas.max_modules {
+            return Err(ControlError::Quota(format!("the project has its maximum of {} modules; delete one first", quotas.max_modules)));
+        }
+        let total = others.iter().map(|m| m.size).sum::<usize>() + bytes.len();
+        if total > quotas.max_module_bytes {
+            return Err(ControlError::Quota(format!(
+                "modules would take {total} bytes, over the project's quota of {} bytes",
+                quotas.max_module_bytes
+            )));
+        }
+        let record = ModuleRecord {
+            name: name.into(),
+            sha256: hex::encode(Sha256::digest(bytes)),
+            bytes: bytes.to_vec(),
+            allowed_outbound_hosts,
+            environment,
+            uploaded_at: 0,
+        };
+        let replaced = self.store.put_module(&record)?;
+        // Snapshots in flight keep the instance they started with; the next
+        // one is prepared from the new component.
+        self.runtime.add_component(name, bytes).map_err(|e| ControlError::Invalid(e.to_string()))?;
+        self.runtime.set_grants(
+            name,
+            ComponentGrants { allowed_outbound_hosts: record.allowed_outbound_hosts.clone(), environment: record.environment.clone() },
+        );
+        tracing::info!(module = %name, sha256 = %record.sha256, replaced, "tenant module uploaded");
+        Ok(Uploaded { replaced, record, inspection })
+    }
+
+    /// Deletes an uploaded module; refused while a template uses it.
+    pub fn delete_module(&self, name: &str) -> Result<(), ControlError> {
+        let users = users_of(self, name);
+        if !users.is_empty() {
+            return Err(ControlError::Conflict(format!("function '{name}' is used by {}", users.join(", "))));
+        }
+        if !self.store.delete_module(name)? {
+            return Err(ControlError::NotFound(format!("no uploaded function '{name}'")));
+        }
+        self.runtime.remove_component(name);
+        tracing::info!(module = %name, "tenant module deleted");
+        Ok(())
+    }
+}
+
+/// Templates (and stages) that use `name`.
+pub fn users_of(state: &State, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &state.config().templates {
+        for (stage, used) in [("encode", &t.encode), ("store", &t.store), ("notify", &t.notify)] {
+            if used == name {
+                out.push(format!("{}/{} ({stage})", t.domain, t.app_name));
+            }
+        }
+    }
+    out
+}
+
+/// The world a stage's component must fit, by name.
+pub fn stage_name(s: Stage) -> &'static str {
+    match s {
+        Stage::Encode => "encoder",
+        Stage::Store => "storer",
+        Stage::Notify => "notifier",
+        Stage::Http => "http",
+    }
+}

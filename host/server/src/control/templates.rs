@@ -1,0 +1,102 @@
+//! Template operations: create, modify and delete through the API, each
+//! validated against the running configuration and stored before it is
+//! installed (streams pick it up from their next snapshot).
+
+use super::{ControlError, Writer};
+use crate::config::{Origin, SnapshotConfig};
+use crate::state::StateError;
+
+/// What a set `auth_key` reads as; sending it back keeps the stored key.
+pub const MASK: &str = "******";
+
+impl Writer<'_> {
+    /// Creates an API template; the (domain, app) must be free.
+    pub fn create_template(&self, config: SnapshotConfig) -> Result<(), ControlError> {
+        let app = config.app().to_string();
+        if let Some(t) = self.config().template(&config.domain, &app)
+            && t.origin == Origin::Manifest
+        {
+            return Err(ControlError::Conflict(format!(
+                "domain '{}' app '{app}' is defined in the manifest (spin.toml) and cannot be created through the API",
+                config.domain
+            )));
+        }
+        let current = self.config();
+        if current.template(&config.domain, &app).is_some() {
+            return Err(ControlError::Conflict(format!("a template for domain '{}' app '{app}' already exists", config.domain)));
+        }
+        let quota = current.runtime.quotas.max_templates;
+        if current.templates.iter().filter(|t| t.origin == Origin::Api).count() >= quota {
+            return Err(ControlError::Quota(format!("the project has its maximum of {quota} templates; delete one first")));
+        }
+        let candidate = self.candidate(&config.domain, &app, Some(&config))?;
+        match self.store.insert_template(&config) {
+            Ok(()) => {}
+            Err(e @ StateError::Exists { .. }) => return Err(ControlError::Conflict(e.to_string())),
+            Err(e) => return Err(e.into()),
+        }
+        self.install(candidate);
+        tracing::info!(domain = %config.domain, app = %app, "template created through the API");
+        Ok(())
+    }
+
+    /// Replaces an API template (`auth_key` sent as the mask keeps the stored key).
+    pub fn modify_template(&self, mut config: SnapshotConfig) -> Result<(), ControlError> {
+        let app = config.app().to_string();
+        let current = self.config();
+        match current.template(&config.domain, &app) {
+            Some(t) if t.origin == Origin::Manifest => {
+                return Err(ControlError::ReadOnly(format!(
+                    "domain '{}' app '{app}' is defined in the manifest (spin.toml) and is read-only through the API",
+                    config.domain
+                )));
+            }
+            Some(t) => {
+                if config.auth_key.as_deref() == Some(MASK) {
+                    config.auth_key = Some(t.auth_key.clone());
+                }
+            }
+            None => return Err(ControlError::NotFound(format!("no template for domain '{}' app '{app}'", config.domain))),
+        }
+        let candidate = self.candidate(&config.domain, &app, Some(&config))?;
+        if !self.store.update_template(&config)? {
+            return Err(ControlError::NotFound(format!("no template for domain '{}' app '{app}'", config.domain)));
+        }
+        self.install(candidate);
+        tracing::info!(domain = %config.domain, app = %app, "template modified through the API");
+        Ok(())
+    }
+
+    /// Deletes an API template; its streams stop capturing from their next snapshot.
+    pub fn delete_template(&self, domain: &str, app: &str) -> Result<(), ControlError> {
+        if let Some(t) = self.config().template(domain, app)
+            && t.origin == Origin::Manifest
+        {
+            return Err(ControlError::ReadOnly(format!(
+                "domain '{domain}' app '{app}' is defined in the manifest (spin.toml) and is read-only through the API"
+            )));
+        }
+        let candidate = self.candidate(domain, app, None)?;
+        if !self.store.delete_template(domain, app)? {
+            return Err(ControlError::NotFound(format!("no template for domain '{domain}' app '{app}'")));
+        }
+        self.install(candidate);
+        tracing::info!(domain = %domain, app = %app, "template deleted through the API");
+        Ok(())
+    }
+
+    /// The running configuration with the API template for (domain, app)
+    /// set to `raw` (or removed), validated and its components loaded:
+    /// nothing invalid reaches the store. Only that template is checked, so
+    /// a write costs the same however many templates there are.
+    fn candidate(&self, domain: &str, app: &str, raw: Option<&SnapshotConfig>) -> Result<crate::config::Config, ControlError> {
+        let config = self.config().with_api_template(domain, app, raw).map_err(|e| match e {
+            crate::config::ConfigError::Template { source, .. } => ControlError::Invalid(source.to_string()),
+            other => ControlError::Invalid(other.to_string()),
+        })?;
+        if let Some(t) = config.template(domain, app) {
+            self.pipeline.load_template(&config, t).map_err(|e| ControlError::Invalid(format!("functions: {e}")))?;
+        }
+        Ok(config)
+    }
+}
