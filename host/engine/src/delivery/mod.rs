@@ -314,7 +314,7 @@ impl Inner {
         }
         let mut refused = false;
         let outcome = match request.send(&item.body[..]) {
-            Ok(r) if r.status().is_success() => Ok(r.status().as_u16()),
+            Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => Err(format!("HTTP {}", r.status())),
             Err(e) => match refusal_of(&e) {
                 Some(refusal) => {

@@ -17,7 +17,6 @@ use crate::config::Template;
 use crate::config::runtime::RtmpLimits;
 use crate::ingest::flv::VideoTagParser;
 use crate::ingest::rtmp::chunk::{Limits, SharedBudget};
-use crate::ingest::rtmp::connection::MAX_MESSAGE;
 use crate::ingest::rtmp::{self, Connection, Event, PublishRequest, RtmpError, handshake};
 use crate::ingest::{IngestError, VideoEvent};
 use crate::pipeline::utc_offset_secs;
@@ -87,8 +86,7 @@ async fn publish(
     tokio::time::timeout_at(publish_deadline.min(accepted_at + HANDSHAKE_TIMEOUT), do_handshake(&mut socket))
         .await
         .map_err(|_| PublisherError::Timeout("no handshake within 10 s".into()))??;
-    let mut conn =
-        Connection::with_limits(Limits { max_message: MAX_MESSAGE, max_unfinished: MAX_MESSAGE + (1 << 20), shared: Some(budget) });
+    let mut conn = Connection::with_limits(Limits::publisher(Some(budget)));
     let mut buf = Vec::with_capacity(1 << 16);
     let mut live: Option<LiveStream> = None;
     let mut window = (tokio::time::Instant::now(), 0u64);

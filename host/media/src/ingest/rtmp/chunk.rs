@@ -80,6 +80,18 @@ pub struct Limits {
     pub shared: Option<Arc<SharedBudget>>,
 }
 
+impl Limits {
+    /// A publisher's: media messages up to [`MAX_MESSAGE`],
+    /// one of them unfinished (plus 1 MiB of audio and commands), with the
+    /// budget shared with the other connections, if any.
+    pub fn publisher(shared: Option<Arc<SharedBudget>>) -> Self {
+        Self { max_message: MAX_MESSAGE, max_unfinished: MAX_MESSAGE + (1 << 20), shared }
+    }
+}
+
+/// Messages larger than this close the connection (a 4K IDR is far below).
+pub const MAX_MESSAGE: usize = 16 << 20;
+
 /// Longest control, command or metadata message: these are a few hundred
 /// bytes in practice, so only media may be large.
 pub const MAX_SMALL_MESSAGE: usize = 64 << 10;

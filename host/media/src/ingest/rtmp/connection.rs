@@ -5,8 +5,7 @@ use super::RtmpError;
 use super::amf0::{self, Value, object, string};
 use super::chunk::{ChunkDecoder, Limits, Message, encode_message};
 
-/// Messages larger than this close the connection (a 4K IDR is far below).
-pub const MAX_MESSAGE: usize = 16 << 20;
+pub use super::chunk::MAX_MESSAGE;
 /// Chunk size we send with.
 const OUT_CHUNK_SIZE: usize = 4096;
 /// Window acknowledgement size we ask of the peer.
@@ -73,7 +72,7 @@ impl Connection {
     /// A connection whose handshake is done, with the default limits and
     /// no budget shared with other connections.
     pub fn new() -> Self {
-        Self::with_limits(Limits { max_message: MAX_MESSAGE, max_unfinished: MAX_MESSAGE + (1 << 20), shared: None })
+        Self::with_limits(Limits::publisher(None))
     }
 
     /// A connection held to `limits`; until a publish is accepted every
