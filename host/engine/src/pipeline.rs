@@ -8,7 +8,7 @@ use crate::config::{Config, Template};
 use crate::decode::Picture;
 use crate::delivery::{Callback, Delivery};
 use crate::runtime::bindings::types;
-use crate::runtime::{CallLimits, Runtime, RuntimeError, Stage};
+use crate::runtime::{CallLimits, ComponentGrants, Runtime, RuntimeError, Source, Stage};
 
 /// The built-in components, compiled into the binary by the build script.
 pub mod builtin {
@@ -21,28 +21,17 @@ pub mod builtin {
 
     /// The built-in component of that name.
     pub fn get(name: &str) -> Option<&'static [u8]> {
-        match name {
-            crate::config::template::DEFAULT_ENCODE => Some(ENCODE_JPEG),
-            crate::config::template::DEFAULT_STORE => Some(STORE_OBS),
-            crate::config::template::DEFAULT_NOTIFY => Some(NOTIFY_CALLBACK),
-            _ => None,
-        }
+        use crate::stage::Stage;
+        [(Stage::Encode, ENCODE_JPEG), (Stage::Store, STORE_OBS), (Stage::Notify, NOTIFY_CALLBACK)]
+            .into_iter()
+            .find(|(stage, _)| stage.default_component() == name)
+            .map(|(_, bytes)| bytes)
     }
 }
 
 /// Why the pipeline could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    /// A component's file could not be read.
-    #[error("component '{name}': reading {path}: {source} (run `livesnap build` to build the manifest's components)")]
-    Source {
-        /// Component.
-        name: String,
-        /// Its source path.
-        path: std::path::PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
     /// A template names a component the manifest does not have.
     #[error("template for domain '{domain}' app '{app}' names component '{name}', which is neither in the manifest nor built in")]
     Missing {
@@ -94,24 +83,18 @@ impl Pipeline {
         config.templates.iter().try_for_each(|t| self.load_template(config, t))
     }
 
-    /// Loads and prepares the components of one template of `config`.
+    /// Loads and prepares the components of one template of `config`:
+    /// the manifest's by its `source` and grants, uploaded modules as they
+    /// are, built-ins by name.
     pub fn load_template(&self, config: &Config, t: &Template) -> Result<(), SetupError> {
-        for (name, stage) in [(&t.encode, Stage::Encode), (&t.store, Stage::Store), (&t.notify, Stage::Notify)] {
+        for (stage, name) in t.components() {
             match config.manifest.components.get(name) {
                 Some(decl) => {
-                    let bytes = std::fs::read(&decl.source).map_err(|source| SetupError::Source {
-                        name: name.clone(),
-                        path: decl.source.clone(),
-                        source,
-                    })?;
-                    self.runtime.add_component(name, &bytes)?;
-                    self.runtime.set_grants(
-                        name,
-                        crate::runtime::ComponentGrants {
-                            allowed_outbound_hosts: decl.allowed_outbound_hosts.clone(),
-                            environment: decl.environment.clone().into_iter().collect(),
-                        },
-                    );
+                    let grants = ComponentGrants {
+                        allowed_outbound_hosts: decl.allowed_outbound_hosts.clone(),
+                        environment: decl.environment.clone().into_iter().collect(),
+                    };
+                    self.runtime.load(name, Source::File(&decl.source), grants)?;
                 }
                 // Uploaded modules, and built-ins loaded before.
                 None if self.runtime.has_component(name) => {}
@@ -119,9 +102,9 @@ impl Pipeline {
                     let bytes = builtin::get(name).ok_or_else(|| SetupError::Missing {
                         domain: t.domain.clone(),
                         app: t.app_name.clone(),
-                        name: name.clone(),
+                        name: name.into(),
                     })?;
-                    self.runtime.add_component(name, bytes)?;
+                    self.runtime.load(name, Source::Bytes(bytes), ComponentGrants::default())?;
                 }
             }
             self.runtime.prepare(name, stage)?;

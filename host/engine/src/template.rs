@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::capture::SnapshotMode;
+use crate::stage::Stage;
 
 /// A template as written in `[[trigger.snapshot]]` (and later the API),
 /// with Huawei's field names and livesnap's extensions.
@@ -89,13 +90,6 @@ pub struct FunctionNames {
     #[serde(default)]
     pub notify: Option<String>,
 }
-
-/// Default component names.
-pub const DEFAULT_ENCODE: &str = "encode-jpeg";
-/// Default storer.
-pub const DEFAULT_STORE: &str = "store-obs";
-/// Default notifier.
-pub const DEFAULT_NOTIFY: &str = "notify-callback";
 
 /// A field that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,6 +182,13 @@ pub struct Template {
     pub function_timeout: Duration,
     /// Memory cap per function call, bytes.
     pub function_memory: usize,
+}
+
+impl Template {
+    /// The component of each snapshot stage, in the order they run.
+    pub fn components(&self) -> [(Stage, &str); 3] {
+        [(Stage::Encode, &self.encode), (Stage::Store, &self.store), (Stage::Notify, &self.notify)]
+    }
 }
 
 const PLACEHOLDERS: [&str; 8] = ["obs_object", "domain", "app", "stream", "unix_time", "unix_time_milli", "fmt_time_utc", "fmt_time_local"];
@@ -301,9 +302,9 @@ impl SnapshotConfig {
             image_access_protocol: protocol,
             image_access_domain: access_domain,
             image_quality,
-            encode: name(names.encode, DEFAULT_ENCODE),
-            store: name(names.store, DEFAULT_STORE),
-            notify: name(names.notify, DEFAULT_NOTIFY),
+            encode: name(names.encode, Stage::Encode.default_component()),
+            store: name(names.store, Stage::Store.default_component()),
+            notify: name(names.notify, Stage::Notify.default_component()),
             function_timeout: Duration::from_millis(timeout_ms as u64),
             function_memory: memory_mb as usize * 1024 * 1024,
         })

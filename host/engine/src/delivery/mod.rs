@@ -20,7 +20,7 @@ use std::time::Duration;
 use ureq::Agent;
 
 use crate::egress::{EgressPolicy, VettingResolver, refusal_of};
-use crate::state::{OutboxItem, OutboxStatus, OutboxStore};
+use crate::state::{OutboxItem, OutboxStatus, OutboxTable};
 
 /// The idempotency header.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -110,7 +110,7 @@ struct Claims {
 }
 
 struct Inner {
-    store: Arc<dyn OutboxStore>,
+    store: Arc<dyn OutboxTable>,
     config: DeliveryConfig,
     agent: Agent,
     resigner: Mutex<Option<Resigner>>,
@@ -129,7 +129,7 @@ pub struct Delivery {
 impl Delivery {
     /// Starts the senders over `store`; pending callbacks left by an earlier
     /// run are picked up too.
-    pub fn start(store: Arc<dyn OutboxStore>, config: DeliveryConfig, egress: Arc<EgressPolicy>) -> Self {
+    pub fn start(store: Arc<dyn OutboxTable>, config: DeliveryConfig, egress: Arc<EgressPolicy>) -> Self {
         let agent_config = Agent::config_builder()
             .timeout_global(Some(config.timeout))
             .http_status_as_error(false)

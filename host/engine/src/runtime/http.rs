@@ -18,7 +18,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::outbound::OutboundPolicy;
 
 use super::host::MemoryCap;
-use crate::state::KeyValueStore;
+use crate::state::KeyValueTable;
 
 mod spin {
     wasmtime::component::bindgen!({
@@ -51,14 +51,14 @@ pub struct HttpState {
     table: ResourceTable,
     hooks: OutboundPolicy,
     grants: Arc<HttpGrants>,
-    kv: Arc<dyn KeyValueStore>,
+    kv: Arc<dyn KeyValueTable>,
     pub(super) limiter: MemoryCap,
 }
 
 impl HttpState {
     pub(super) fn new(
         grants: Arc<HttpGrants>,
-        kv: Arc<dyn KeyValueStore>,
+        kv: Arc<dyn KeyValueTable>,
         memory_cap: usize,
         egress: Arc<crate::egress::EgressPolicy>,
     ) -> Self {
@@ -176,7 +176,7 @@ impl super::Runtime {
     pub fn serve_http(
         &self,
         component: &HttpComponent,
-        kv: Arc<dyn KeyValueStore>,
+        kv: Arc<dyn KeyValueTable>,
         request: http::Request<Bytes>,
         limits: super::CallLimits,
     ) -> Result<HttpReply, super::RuntimeError> {

@@ -24,6 +24,7 @@ use bindings::types;
 pub use host::ComponentGrants;
 use host::HostState;
 
+pub use crate::stage::Stage;
 use crate::storage::Buckets;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
@@ -31,28 +32,13 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The largest memory any call may be given (per-call caps are lower).
 const MAX_MEMORY: usize = 1 << 30;
 
-/// The three pipeline stages, each a WIT world.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Stage {
-    /// World `encoder`.
-    Encode,
-    /// World `storer`.
-    Store,
-    /// World `notifier`.
-    Notify,
-    /// `wasi:http/incoming-handler` (a `[[trigger.http]]` route).
-    Http,
-}
-
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Stage::Encode => "encode",
-            Stage::Store => "store",
-            Stage::Notify => "notify",
-            Stage::Http => "http",
-        })
-    }
+/// Where a component's bytes come from.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    /// A file (a manifest component's `source`).
+    File(&'a std::path::Path),
+    /// Bytes in memory (an uploaded module, a built-in).
+    Bytes(&'a [u8]),
 }
 
 /// Why a component could not be loaded or a call failed.
@@ -78,6 +64,16 @@ pub enum RuntimeError {
         stage: Stage,
         /// The mismatch.
         source: wasmtime::Error,
+    },
+    /// A component's file could not be read.
+    #[error("component '{name}': reading {path}: {source} (run `livesnap build` to build the manifest's components)")]
+    Read {
+        /// Component name.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
     },
     /// No component of that name.
     #[error("no component named '{0}'")]
@@ -249,10 +245,25 @@ impl Runtime {
         })
     }
 
-    /// Compiles (or loads from the cache) a component under `name`,
-    /// replacing any earlier one of that name; the same bytes again are a
-    /// no-op.
-    pub fn add_component(&self, name: &str, bytes: &[u8]) -> Result<(), RuntimeError> {
+    /// Loads a component under `name` with what it may use: the one way
+    /// components (from the manifest, uploaded, built in, HTTP routes)
+    /// enter the runtime. Compiled (or taken from the cache), replacing any
+    /// earlier one of that name; the same bytes again are not recompiled.
+    pub fn load(&self, name: &str, source: Source<'_>, grants: ComponentGrants) -> Result<(), RuntimeError> {
+        let read;
+        let bytes = match source {
+            Source::File(path) => {
+                read = std::fs::read(path).map_err(|e| RuntimeError::Read { name: name.into(), path: path.into(), source: e })?;
+                &read[..]
+            }
+            Source::Bytes(bytes) => bytes,
+        };
+        self.compile(name, bytes)?;
+        self.grants.lock().unwrap().insert(name.into(), grants);
+        Ok(())
+    }
+
+    fn compile(&self, name: &str, bytes: &[u8]) -> Result<(), RuntimeError> {
         let digest: [u8; 32] = sha2::Sha256::digest(bytes).into();
         if self.components.lock().unwrap().get(name).is_some_and(|(d, _)| *d == digest) {
             return Ok(());
@@ -265,11 +276,6 @@ impl Runtime {
         self.components.lock().unwrap().insert(name.into(), (digest, component));
         self.prepared.lock().unwrap().retain(|(n, _), _| n != name);
         Ok(())
-    }
-
-    /// Sets what a component may use (outbound hosts, environment).
-    pub fn set_grants(&self, name: &str, grants: ComponentGrants) {
-        self.grants.lock().unwrap().insert(name.into(), grants);
     }
 
     /// What a component may use.
@@ -312,7 +318,7 @@ impl Runtime {
         let exports = ty.exports(&self.engine).map(|(n, _)| n.to_string()).collect();
         let mut fits = Vec::new();
         let mut misfits = Vec::new();
-        for stage in [Stage::Encode, Stage::Store, Stage::Notify, Stage::Http] {
+        for stage in Stage::ALL {
             let check = match stage {
                 Stage::Http => self
                     .http_linker

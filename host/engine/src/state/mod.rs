@@ -105,7 +105,7 @@ pub struct OutboxItem {
 }
 
 /// The durable callback outbox.
-pub trait OutboxStore: Send + Sync {
+pub trait OutboxTable: Send + Sync {
     /// Records a new callback as pending, due now; false if the id exists.
     fn enqueue(&self, item: &OutboxItem) -> Result<bool, StateError>;
     /// Pending callbacks due at `now` (unix ms), oldest due first.
@@ -124,12 +124,12 @@ pub trait OutboxStore: Send + Sync {
 
 /// All the state a node keeps: what a shared database takes over when there
 /// are several nodes.
-pub trait StateStore: TemplateStore + OutboxStore + KeyValueStore + ModuleStore + KeyChainStore {}
+pub trait StateDb: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable {}
 
-impl<T: TemplateStore + OutboxStore + KeyValueStore + ModuleStore + KeyChainStore> StateStore for T {}
+impl<T: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable> StateDb for T {}
 
 /// Ingest URL validation key chains, by push domain.
-pub trait KeyChainStore: Send + Sync {
+pub trait KeyChainTable: Send + Sync {
     /// Every key chain.
     fn key_chains(&self) -> Result<Vec<(String, crate::ingest::url_auth::KeyChain)>, StateError>;
     /// Sets a domain's key chain (create or replace).
@@ -169,7 +169,7 @@ pub struct ModuleSummary {
 }
 
 /// Uploaded tenant modules.
-pub trait ModuleStore: Send + Sync {
+pub trait ModuleTable: Send + Sync {
     /// Adds or replaces a module; true if it replaced one.
     fn put_module(&self, module: &ModuleRecord) -> Result<bool, StateError>;
     /// Every module, by name.
@@ -183,7 +183,7 @@ pub trait ModuleStore: Send + Sync {
 }
 
 /// Key-value stores for components (Spin's `key-value` interface).
-pub trait KeyValueStore: Send + Sync {
+pub trait KeyValueTable: Send + Sync {
     /// A value.
     fn kv_get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, StateError>;
     /// Sets a value.
@@ -195,7 +195,7 @@ pub trait KeyValueStore: Send + Sync {
 }
 
 /// Templates managed through the API.
-pub trait TemplateStore: Send + Sync {
+pub trait TemplateTable: Send + Sync {
     /// Every stored template, ordered by domain then app.
     fn templates(&self) -> Result<Vec<SnapshotConfig>, StateError>;
     /// Adds a template; [`StateError::Exists`] if its (domain, app) is taken.

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use rusqlite::{Connection, ErrorCode, params};
 
 use super::{
-    KeyChainStore, KeyValueStore, ModuleRecord, ModuleStore, ModuleSummary, OutboxItem, OutboxStatus, OutboxStore, StateError,
-    TemplateStore,
+    KeyChainTable, KeyValueTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable, StateError,
+    TemplateTable,
 };
 use crate::ingest::url_auth::KeyChain;
 use crate::template::SnapshotConfig;
@@ -113,7 +113,7 @@ fn now() -> i64 {
     crate::time::unix_secs() as i64
 }
 
-impl TemplateStore for SqliteState {
+impl TemplateTable for SqliteState {
     fn templates(&self) -> Result<Vec<SnapshotConfig>, StateError> {
         let db = self.db.lock().unwrap();
         let mut q = db.prepare("SELECT domain, app_name, config FROM templates ORDER BY domain, app_name")?;
@@ -180,7 +180,7 @@ fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
     })
 }
 
-impl OutboxStore for SqliteState {
+impl OutboxTable for SqliteState {
     fn enqueue(&self, i: &OutboxItem) -> Result<bool, StateError> {
         let db = self.db.lock().unwrap();
         let n = db.execute(
@@ -252,7 +252,7 @@ impl OutboxStore for SqliteState {
     }
 }
 
-impl KeyChainStore for SqliteState {
+impl KeyChainTable for SqliteState {
     fn key_chains(&self) -> Result<Vec<(String, KeyChain)>, StateError> {
         let db = self.db.lock().unwrap();
         let mut q = db.prepare("SELECT domain, key, auth_type, timeout_secs FROM key_chains ORDER BY domain")?;
@@ -306,7 +306,7 @@ impl SqliteState {
     }
 }
 
-impl ModuleStore for SqliteState {
+impl ModuleTable for SqliteState {
     fn put_module(&self, m: &ModuleRecord) -> Result<bool, StateError> {
         let db = self.db.lock().unwrap();
         let existed: bool = db.query_row("SELECT COUNT(*) FROM modules WHERE name = ?1", params![m.name], |r| r.get::<_, i64>(0))? > 0;
@@ -347,7 +347,7 @@ impl ModuleStore for SqliteState {
     }
 }
 
-impl KeyValueStore for SqliteState {
+impl KeyValueTable for SqliteState {
     fn kv_get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         let db = self.db.lock().unwrap();
         let mut q = db.prepare_cached("SELECT value FROM kv WHERE store = ?1 AND key = ?2")?;

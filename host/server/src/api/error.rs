@@ -100,7 +100,8 @@ impl From<crate::control::ControlError> for ApiError {
             C::ReadOnly(m) => Self::forbidden(m),
             C::NotFound(m) => Self::not_found(m),
             C::Quota(m) => Self::quota(m),
-            C::Store(cause) => Self::internal(cause),
+            C::Db(cause) => Self::internal(cause),
+            C::Failed(cause) => Self::internal(cause),
         }
     }
 }

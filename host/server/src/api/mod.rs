@@ -20,7 +20,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 
 use crate::app::State;
@@ -34,6 +34,13 @@ pub const MAX_BODY: usize = 64 * 1024;
 
 /// The OpenAPI document of the API.
 pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Runs `f` (the database, compiling a component) off the async executor.
+async fn run_blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?.map_err(Into::into)
+}
 
 /// The routes.
 pub fn router(state: Arc<State>) -> Router {
@@ -70,15 +77,7 @@ const MAX_TRIGGER_BODY: usize = 1 << 20;
 /// `[[trigger.http]]` route's component.
 async fn http_trigger(AxState(state): AxState<Arc<State>>, Extension(guard): Extension<Arc<Guard>>, request: Request) -> Response {
     let path = request.uri().path().to_string();
-    let component = state
-        .http_routes
-        .read()
-        .unwrap()
-        .iter()
-        .filter_map(|(route, c)| route.matches(&path).map(|score| (score, c.clone())))
-        .max_by_key(|(score, _)| *score)
-        .map(|(_, c)| c);
-    let Some(component) = component else {
+    let Some(component) = state.http_route(&path) else {
         return error(StatusCode::NOT_FOUND, codes::NOT_FOUND, "no such resource");
     };
     let (parts, body) = request.into_parts();
@@ -87,11 +86,11 @@ async fn http_trigger(AxState(state): AxState<Arc<State>>, Extension(guard): Ext
         Err(e) => return e.into_response(),
     };
     let request = http::Request::from_parts(parts, body);
-    let kv: Arc<dyn crate::state::KeyValueStore> = state.store.clone();
+    let kv: Arc<dyn crate::state::KeyValueTable> = state.db().clone();
     let limits = crate::runtime::CallLimits { timeout: std::time::Duration::from_secs(10), memory: 128 << 20 };
     let st = state.clone();
     let name = component.name.clone();
-    let result = tokio::task::spawn_blocking(move || st.runtime.serve_http(&component, kv, request, limits)).await;
+    let result = tokio::task::spawn_blocking(move || st.runtime().serve_http(&component, kv, request, limits)).await;
     match result {
         Ok(Ok(reply)) => {
             let mut response = Response::builder().status(reply.status);
@@ -102,7 +101,7 @@ async fn http_trigger(AxState(state): AxState<Arc<State>>, Extension(guard): Ext
         }
         Ok(Err(e)) => {
             if let Some((stage, component, kind)) = e.call_site() {
-                state.metrics.component_error(&stage.to_string(), component, kind);
+                state.metrics().component_error(&stage.to_string(), component, kind);
             }
             tracing::error!(%path, component = %name, "HTTP component failed: {e}");
             error(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "the component failed")
@@ -135,7 +134,7 @@ async fn authenticate(
     };
     let now = SystemTime::now();
     // Nothing of the body is read for a request that cannot be authentic.
-    let checked = match auth::check_headers(&state.credentials, guard.policy, &parts.headers, now) {
+    let checked = match auth::check_headers(state.credentials(), guard.policy, &parts.headers, now) {
         Ok(checked) => checked,
         Err(reason) => return refuse(reason),
     };
@@ -152,7 +151,7 @@ async fn authenticate(
             headers: &parts.headers,
             body: &bytes,
         };
-        if let Err(reason) = pending.verify(&state.credentials, &signed) {
+        if let Err(reason) = pending.verify(state.credentials(), &signed) {
             return refuse(reason);
         }
         // A captured state-changing request must not work twice; reads may.
@@ -194,7 +193,7 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 async fn object(AxState(state): AxState<Arc<State>>, Path((bucket, object)): Path<(String, String)>) -> Response {
-    let buckets = state.buckets.clone();
+    let buckets = state.buckets().clone();
     let key = object.clone();
     let result = tokio::task::spawn_blocking(move || buckets.get(&bucket, &key)).await;
     match result {
@@ -216,24 +215,19 @@ async fn object(AxState(state): AxState<Arc<State>>, Path((bucket, object)): Pat
 }
 
 async fn metrics(AxState(state): AxState<Arc<State>>) -> Response {
-    let delivered = state.pipeline.delivery_stats();
+    let delivered = state.pipeline().delivery_stats();
     let st = state.clone();
-    let (pending, failed) = tokio::task::spawn_blocking(move || st.store.counts().unwrap_or_default()).await.unwrap_or_default();
-    let body = state.metrics.render(state.streams.len(), delivered.ok, delivered.failed, pending, failed);
+    let (pending, failed) = tokio::task::spawn_blocking(move || st.db().counts().unwrap_or_default()).await.unwrap_or_default();
+    let body = state.metrics().render(state.streams().len(), delivered.ok, delivered.failed, pending, failed);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-async fn streams(AxState(state): AxState<Arc<State>>, Path(project_id): Path<String>) -> Response {
-    let config = state.config();
-    if project_id != state.credentials.project_id {
-        return error(StatusCode::NOT_FOUND, codes::NOT_FOUND, "unknown project_id");
-    }
-    let list: Vec<_> = state
-        .streams
-        .list()
+async fn streams(AxState(state): AxState<Arc<State>>, Path(project): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    crate::control::check_project(&state, &project)?;
+    let list: Vec<_> = crate::control::streams::list(&state)
         .into_iter()
-        .map(|s| {
-            let template = config.template(&s.domain, &s.app).map(|t| {
+        .map(|(s, t)| {
+            let template = t.map(|t| {
                 json!({"time_interval": t.interval.as_secs(), "snapshot_mode": t.snapshot_mode.to_string(),
                        "object_write_mode": matches!(t.write_mode, crate::config::template::WriteMode::Instant) as u8,
                        "bucket": t.bucket, "call_back_enable": if t.callback_url.is_some() { "on" } else { "off" }})
@@ -243,5 +237,5 @@ async fn streams(AxState(state): AxState<Arc<State>>, Path(project_id): Path<Str
                    "last_snapshot_url": s.last_snapshot_url, "template": template})
         })
         .collect();
-    axum::Json(json!({"total": list.len(), "streams": list})).into_response()
+    Ok(Json(json!({"total": list.len(), "streams": list})))
 }

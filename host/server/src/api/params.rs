@@ -41,4 +41,11 @@ impl Params {
             Err(ApiError::invalid(format!("{key}: {n} is outside {min}-{max}")))
         }
     }
+
+    /// `limit` (1 to `max_limit`, default `default_limit`) and `offset`.
+    pub(super) fn page(&self, default_limit: i64, max_limit: i64) -> Result<crate::control::Page, ApiError> {
+        let limit = self.integer("limit", default_limit, 1, max_limit)?;
+        let offset = self.integer("offset", 0, 0, i64::MAX)?;
+        Ok(crate::control::Page { limit: limit as usize, offset: usize::try_from(offset).unwrap_or(usize::MAX) })
+    }
 }

@@ -7,89 +7,66 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State as AxState};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::params::Params;
+use super::run_blocking;
 use crate::app::State;
 use crate::config::{SnapshotConfig, Template};
+use crate::control::{self, check_project};
 
 pub use crate::control::templates::MASK;
 const MAX_LIMIT: i64 = 100;
 
 /// POST: create.
-pub async fn create(AxState(state): AxState<Arc<State>>, Path(project): Path<String>, body: Bytes) -> Response {
-    let result = async {
-        check_project(&state, &project)?;
-        let config = parse_body(&body)?;
-        run_blocking(move || state.writer().create_template(config).map_err(ApiError::from)).await
-    };
-    match result.await {
-        Ok(()) => (StatusCode::CREATED, Json(json!({}))).into_response(),
-        Err(e) => e.into_response(),
-    }
+pub async fn create(
+    AxState(state): AxState<Arc<State>>,
+    Path(project): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_project(&state, &project)?;
+    let config = parse_body(&body)?;
+    run_blocking(move || state.writer().create_template(config)).await?;
+    Ok((StatusCode::CREATED, Json(json!({}))))
 }
 
 /// PUT: modify the template named by the body's domain and app_name.
-pub async fn modify(AxState(state): AxState<Arc<State>>, Path(project): Path<String>, body: Bytes) -> Response {
-    let result = async {
-        check_project(&state, &project)?;
-        let config = parse_body(&body)?;
-        run_blocking(move || state.writer().modify_template(config).map_err(ApiError::from)).await
-    };
-    match result.await {
-        Ok(()) => Json(json!({})).into_response(),
-        Err(e) => e.into_response(),
-    }
+pub async fn modify(AxState(state): AxState<Arc<State>>, Path(project): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    check_project(&state, &project)?;
+    let config = parse_body(&body)?;
+    run_blocking(move || state.writer().modify_template(config)).await?;
+    Ok(Json(json!({})))
 }
 
 /// GET: query by domain, optionally app_name, paged.
-pub async fn query(AxState(state): AxState<Arc<State>>, Path(project): Path<String>, RawQuery(q): RawQuery) -> Response {
-    let result = (|| {
-        check_project(&state, &project)?;
-        let params = Params::parse(q.as_deref().unwrap_or(""))?;
-        let domain = params.required("domain")?;
-        let app = params.get("app_name");
-        let limit = params.integer("limit", 10, 1, MAX_LIMIT)?;
-        let offset = params.integer("offset", 0, 0, i64::MAX)?;
-        let config = state.config();
-        let matching: Vec<&Arc<Template>> = config
-            .templates
-            .iter()
-            .filter(|t| t.domain.eq_ignore_ascii_case(&domain) && app.as_ref().is_none_or(|a| *a == t.app_name))
-            .collect();
-        let page: Vec<Value> = matching.iter().skip(offset as usize).take(limit as usize).map(|t| view(t)).collect();
-        Ok::<_, ApiError>(json!({"total": matching.len(), "snapshot_config_list": page, "limit": limit, "offset": offset}))
-    })();
-    match result {
-        Ok(body) => Json(body).into_response(),
-        Err(e) => e.into_response(),
-    }
+pub async fn query(
+    AxState(state): AxState<Arc<State>>,
+    Path(project): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    check_project(&state, &project)?;
+    let params = Params::parse(q.as_deref().unwrap_or(""))?;
+    let domain = params.required("domain")?;
+    let app = params.get("app_name");
+    let page = params.page(10, MAX_LIMIT)?;
+    let listing = control::templates::query(&state, &domain, app.as_deref(), page);
+    let list: Vec<Value> = listing.items.iter().map(|t| view(t)).collect();
+    Ok(Json(json!({"total": listing.total, "snapshot_config_list": list, "limit": page.limit, "offset": page.offset})))
 }
 
 /// DELETE: by domain and app_name.
-pub async fn delete(AxState(state): AxState<Arc<State>>, Path(project): Path<String>, RawQuery(q): RawQuery) -> Response {
-    let result = async {
-        check_project(&state, &project)?;
-        let params = Params::parse(q.as_deref().unwrap_or(""))?;
-        let domain = params.required("domain")?;
-        let app = params.required("app_name")?;
-        run_blocking(move || state.writer().delete_template(&domain, &app).map_err(ApiError::from)).await
-    };
-    match result.await {
-        Ok(()) => Json(json!({})).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-pub(super) fn check_project(state: &State, project: &str) -> Result<(), ApiError> {
-    if project == state.credentials.project_id { Ok(()) } else { Err(ApiError::not_found(format!("project '{project}' does not exist"))) }
-}
-
-/// Runs `f` (SQLite, compiling a component) off the async executor.
-pub(super) async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
+pub async fn delete(
+    AxState(state): AxState<Arc<State>>,
+    Path(project): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    check_project(&state, &project)?;
+    let params = Params::parse(q.as_deref().unwrap_or(""))?;
+    let domain = params.required("domain")?;
+    let app = params.required("app_name")?;
+    run_blocking(move || state.writer().delete_template(&domain, &app)).await?;
+    Ok(Json(json!({})))
 }
 
 /// Parses a LiveSnapshotConfig body, naming the field at fault.

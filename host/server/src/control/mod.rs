@@ -1,17 +1,19 @@
-//! The control layer: the domain operations of the management API
-//! (templates, tenant modules, ingest URL validation) in one place, with a
-//! typed error. Every operation that changes state is a method of
-//! [`Writer`], which holds the write lock while it lives: writes are
-//! serialised by the type, not by remembering to take a lock.
+//! The control layer: the domain operations (templates, tenant modules,
+//! callbacks, ingest URL validation, live streams, manifest reload) in one
+//! place, with a typed error. Reads are functions of `&State`; every change
+//! is a method of [`Writer`], which holds the write lock while it lives:
+//! writes are serialised by the type, not by remembering to take a lock.
+//! The HTTP API and the service call these; neither changes state itself.
 
+pub mod callbacks;
 pub mod key_chains;
 pub mod modules;
+pub mod reload;
+pub mod streams;
 pub mod templates;
 
-use std::ops::Deref;
-use std::sync::MutexGuard;
-
 use crate::app::State;
+pub use crate::app::Writer;
 use crate::state::StateError;
 
 /// Why an operation was refused or failed.
@@ -32,27 +34,37 @@ pub enum ControlError {
     /// A quota is used up.
     #[error("{0}")]
     Quota(String),
-    /// The state store failed.
-    #[error("state store: {0}")]
-    Store(#[from] StateError),
+    /// The state database failed.
+    #[error("state database: {0}")]
+    Db(#[from] StateError),
+    /// Something else failed (logged; not the caller's fault).
+    #[error("{0}")]
+    Failed(String),
 }
 
-/// Exclusive access for changes: one writer at a time.
-pub struct Writer<'a> {
-    state: &'a State,
-    _lock: MutexGuard<'a, ()>,
+/// One page of a listing.
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    /// Items at most.
+    pub limit: usize,
+    /// Items skipped.
+    pub offset: usize,
 }
 
-impl State {
-    /// Exclusive access for a change; other writers wait until it is dropped.
-    pub fn writer(&self) -> Writer<'_> {
-        Writer { state: self, _lock: self.writes.lock().unwrap() }
-    }
+/// A page of items and how many there are in all.
+#[derive(Debug)]
+pub struct Listing<T> {
+    /// Items matching, over all pages.
+    pub total: usize,
+    /// This page.
+    pub items: Vec<T>,
 }
 
-impl Deref for Writer<'_> {
-    type Target = State;
-    fn deref(&self) -> &State {
-        self.state
+/// Checks that `project` is the project this host serves.
+pub fn check_project(state: &State, project: &str) -> Result<(), ControlError> {
+    if project == state.credentials().project_id {
+        Ok(())
+    } else {
+        Err(ControlError::NotFound(format!("project '{project}' does not exist")))
     }
 }

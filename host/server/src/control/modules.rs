@@ -1,23 +1,86 @@
-//! Tenant module operations: upload (validated against the stages templates
-//! use it for, within the quotas, compiled once, swapped atomically) and
-//! delete (refused while a template uses it).
+//! Tenant module operations: list, inspect, upload (validated against the
+//! stages templates use it for, within the quotas, compiled once, swapped
+//! atomically) and delete (refused while a template uses it).
 
 use sha2::{Digest, Sha256};
 
 use super::{ControlError, Writer};
 use crate::app::State;
-use crate::config::template::{DEFAULT_ENCODE, DEFAULT_NOTIFY, DEFAULT_STORE};
-use crate::runtime::{ComponentGrants, Inspection, Stage};
-use crate::state::ModuleRecord;
+use crate::runtime::{ComponentGrants, Inspection, Source, Stage};
+use crate::state::{ModuleRecord, ModuleSummary};
+
+/// Where a module comes from.
+#[derive(Debug)]
+pub enum ModuleSource {
+    /// Uploaded through the API.
+    Uploaded(ModuleSummary),
+    /// Declared in the manifest.
+    Manifest,
+    /// Built into the binary.
+    Builtin,
+}
+
+/// A module in a listing.
+#[derive(Debug)]
+pub struct ModuleEntry {
+    /// Its name.
+    pub name: String,
+    /// Where it comes from.
+    pub source: ModuleSource,
+    /// Calls that failed, since start.
+    pub failures: u64,
+}
+
+/// Every module: uploaded (without reading their bytes), from the manifest,
+/// built in. Blocking (the database): call it off the executor.
+pub fn list(state: &State) -> Result<Vec<ModuleEntry>, ControlError> {
+    let failures = |name: &str| state.metrics().component_failures(name);
+    let mut list: Vec<ModuleEntry> = Vec::new();
+    for m in state.db().module_summaries()? {
+        list.push(ModuleEntry { name: m.name.clone(), failures: failures(&m.name), source: ModuleSource::Uploaded(m) });
+    }
+    let config = state.config();
+    for name in config.manifest.components.keys() {
+        list.push(ModuleEntry { name: name.clone(), source: ModuleSource::Manifest, failures: failures(name) });
+    }
+    for name in Stage::SNAPSHOT.map(Stage::default_component) {
+        if !config.manifest.components.contains_key(name) {
+            list.push(ModuleEntry { name: name.into(), source: ModuleSource::Builtin, failures: failures(name) });
+        }
+    }
+    Ok(list)
+}
+
+/// An uploaded module as inspected.
+pub struct ModuleDetails {
+    /// What is stored.
+    pub record: ModuleRecord,
+    /// Its worlds, imports and exports.
+    pub inspection: Inspection,
+    /// Templates (and stages) that use it.
+    pub used_by: Vec<String>,
+    /// Calls that failed, since start.
+    pub failures: u64,
+}
+
+/// An uploaded module with its worlds, imports, exports and users. Blocking
+/// (the database, compiling the component): call it off the executor.
+pub fn inspect(state: &State, name: &str) -> Result<ModuleDetails, ControlError> {
+    let record = state.db().module(name)?.ok_or_else(|| ControlError::NotFound(format!("no uploaded function '{name}'")))?;
+    let inspection = state.runtime().inspect(&record.bytes).map_err(ControlError::Failed)?;
+    Ok(details(state, record, inspection))
+}
+
+fn details(state: &State, record: ModuleRecord, inspection: Inspection) -> ModuleDetails {
+    ModuleDetails { used_by: users_of(state, &record.name), failures: state.metrics().component_failures(&record.name), record, inspection }
+}
 
 /// An accepted upload.
 pub struct Uploaded {
     /// Whether it replaced a module of that name.
     pub replaced: bool,
-    /// What was stored.
-    pub record: ModuleRecord,
-    /// Its worlds, imports and exports.
-    pub inspection: Inspection,
+    /// What was stored, as inspected.
+    pub module: ModuleDetails,
 }
 
 impl Writer<'_> {
@@ -33,7 +96,7 @@ impl Writer<'_> {
             return Err(ControlError::Invalid("name: 1-64 letters, digits, '-' and '_'".into()));
         }
         let config = self.config();
-        if config.manifest.components.contains_key(name) || [DEFAULT_ENCODE, DEFAULT_STORE, DEFAULT_NOTIFY].contains(&name) {
+        if config.manifest.components.contains_key(name) || Stage::SNAPSHOT.map(Stage::default_component).contains(&name) {
             return Err(ControlError::Conflict(format!("'{name}' is a manifest or built-in component; choose another name")));
         }
         for pattern in &allowed_outbound_hosts {
@@ -42,10 +105,10 @@ impl Writer<'_> {
             }
         }
         let inspection =
-            self.runtime.inspect(bytes).map_err(|e| ControlError::Invalid(format!("the body is not a WebAssembly component: {e}")))?;
+            self.runtime().inspect(bytes).map_err(|e| ControlError::Invalid(format!("the body is not a WebAssembly component: {e}")))?;
         let snapshot_fits: Vec<_> = inspection.fits.iter().filter(|s| **s != Stage::Http).collect();
         if snapshot_fits.is_empty() {
-            let why: Vec<String> = inspection.misfits.iter().map(|(s, e)| format!("{}: {e}", stage_name(*s))).collect();
+            let why: Vec<String> = inspection.misfits.iter().map(|(s, e)| format!("{}: {e}", s.world())).collect();
             return Err(ControlError::Invalid(format!(
                 "the component fits none of the worlds encoder, storer, notifier ({})",
                 why.join("; ")
@@ -53,20 +116,20 @@ impl Writer<'_> {
         }
         // A replacement must still fit every stage templates use it for.
         for t in &config.templates {
-            for (stage, used) in [(Stage::Encode, &t.encode), (Stage::Store, &t.store), (Stage::Notify, &t.notify)] {
+            for (stage, used) in t.components() {
                 if used == name && !inspection.fits.contains(&stage) {
                     let why = inspection.misfits.iter().find(|(s, _)| *s == stage).map(|(_, e)| e.clone()).unwrap_or_default();
                     return Err(ControlError::Invalid(format!(
                         "template {}/{} uses '{name}' as its {} but the component does not fit that world: {why}",
                         t.domain,
                         t.app_name,
-                        stage_name(stage)
+                        stage.world()
                     )));
                 }
             }
         }
         let quotas = config.runtime.quotas;
-        let others: Vec<_> = self.store.module_summaries()?.into_iter().filter(|m| m.name != name).collect();
+        let others: Vec<_> = self.db().module_summaries()?.into_iter().filter(|m| m.name != name).collect();
         if others.len() >= quotas.max_modules {
             return Err(ControlError::Quota(format!("the project has its maximum of {} modules; delete one first", quotas.max_modules)));
         }
@@ -85,16 +148,14 @@ impl Writer<'_> {
             environment,
             uploaded_at: 0,
         };
-        let replaced = self.store.put_module(&record)?;
+        let replaced = self.db().put_module(&record)?;
         // Snapshots in flight keep the instance they started with; the next
         // one is prepared from the new component.
-        self.runtime.add_component(name, bytes).map_err(|e| ControlError::Invalid(e.to_string()))?;
-        self.runtime.set_grants(
-            name,
-            ComponentGrants { allowed_outbound_hosts: record.allowed_outbound_hosts.clone(), environment: record.environment.clone() },
-        );
+        let grants =
+            ComponentGrants { allowed_outbound_hosts: record.allowed_outbound_hosts.clone(), environment: record.environment.clone() };
+        self.runtime().load(name, Source::Bytes(bytes), grants).map_err(|e| ControlError::Invalid(e.to_string()))?;
         tracing::info!(module = %name, sha256 = %record.sha256, replaced, "tenant module uploaded");
-        Ok(Uploaded { replaced, record, inspection })
+        Ok(Uploaded { replaced, module: details(self, record, inspection) })
     }
 
     /// Deletes an uploaded module; refused while a template uses it.
@@ -103,10 +164,10 @@ impl Writer<'_> {
         if !users.is_empty() {
             return Err(ControlError::Conflict(format!("function '{name}' is used by {}", users.join(", "))));
         }
-        if !self.store.delete_module(name)? {
+        if !self.db().delete_module(name)? {
             return Err(ControlError::NotFound(format!("no uploaded function '{name}'")));
         }
-        self.runtime.remove_component(name);
+        self.runtime().remove_component(name);
         tracing::info!(module = %name, "tenant module deleted");
         Ok(())
     }
@@ -116,21 +177,11 @@ impl Writer<'_> {
 pub fn users_of(state: &State, name: &str) -> Vec<String> {
     let mut out = Vec::new();
     for t in &state.config().templates {
-        for (stage, used) in [("encode", &t.encode), ("store", &t.store), ("notify", &t.notify)] {
+        for (stage, used) in t.components() {
             if used == name {
                 out.push(format!("{}/{} ({stage})", t.domain, t.app_name));
             }
         }
     }
     out
-}
-
-/// The world a stage's component must fit, by name.
-pub fn stage_name(s: Stage) -> &'static str {
-    match s {
-        Stage::Encode => "encoder",
-        Stage::Store => "storer",
-        Stage::Notify => "notifier",
-        Stage::Http => "http",
-    }
 }

@@ -2,12 +2,23 @@
 //! validated against the running configuration and stored before it is
 //! installed (streams pick it up from their next snapshot).
 
-use super::{ControlError, Writer};
-use crate::config::{Origin, SnapshotConfig};
+use std::sync::Arc;
+
+use super::{ControlError, Listing, Page, Writer};
+use crate::app::State;
+use crate::config::{Origin, SnapshotConfig, Template};
 use crate::state::StateError;
 
 /// What a set `auth_key` reads as; sending it back keeps the stored key.
 pub const MASK: &str = "******";
+
+/// The templates of `domain` (any case), of `app` if given, a page of them.
+pub fn query(state: &State, domain: &str, app: Option<&str>, page: Page) -> Listing<Arc<Template>> {
+    let config = state.config();
+    let matching: Vec<&Arc<Template>> =
+        config.templates.iter().filter(|t| t.domain.eq_ignore_ascii_case(domain) && app.is_none_or(|a| a == t.app_name)).collect();
+    Listing { total: matching.len(), items: matching.into_iter().skip(page.offset).take(page.limit).cloned().collect() }
+}
 
 impl Writer<'_> {
     /// Creates an API template; the (domain, app) must be free.
@@ -30,12 +41,12 @@ impl Writer<'_> {
             return Err(ControlError::Quota(format!("the project has its maximum of {quota} templates; delete one first")));
         }
         let candidate = self.candidate(&config.domain, &app, Some(&config))?;
-        match self.store.insert_template(&config) {
+        match self.db().insert_template(&config) {
             Ok(()) => {}
             Err(e @ StateError::Exists { .. }) => return Err(ControlError::Conflict(e.to_string())),
             Err(e) => return Err(e.into()),
         }
-        self.install(candidate);
+        self.install(self, candidate);
         tracing::info!(domain = %config.domain, app = %app, "template created through the API");
         Ok(())
     }
@@ -59,10 +70,10 @@ impl Writer<'_> {
             None => return Err(ControlError::NotFound(format!("no template for domain '{}' app '{app}'", config.domain))),
         }
         let candidate = self.candidate(&config.domain, &app, Some(&config))?;
-        if !self.store.update_template(&config)? {
+        if !self.db().update_template(&config)? {
             return Err(ControlError::NotFound(format!("no template for domain '{}' app '{app}'", config.domain)));
         }
-        self.install(candidate);
+        self.install(self, candidate);
         tracing::info!(domain = %config.domain, app = %app, "template modified through the API");
         Ok(())
     }
@@ -77,17 +88,17 @@ impl Writer<'_> {
             )));
         }
         let candidate = self.candidate(domain, app, None)?;
-        if !self.store.delete_template(domain, app)? {
+        if !self.db().delete_template(domain, app)? {
             return Err(ControlError::NotFound(format!("no template for domain '{domain}' app '{app}'")));
         }
-        self.install(candidate);
+        self.install(self, candidate);
         tracing::info!(domain = %domain, app = %app, "template deleted through the API");
         Ok(())
     }
 
     /// The running configuration with the API template for (domain, app)
     /// set to `raw` (or removed), validated and its components loaded:
-    /// nothing invalid reaches the store. Only that template is checked, so
+    /// nothing invalid reaches the database. Only that template is checked, so
     /// a write costs the same however many templates there are.
     fn candidate(&self, domain: &str, app: &str, raw: Option<&SnapshotConfig>) -> Result<crate::config::Config, ControlError> {
         let config = self.config().with_api_template(domain, app, raw).map_err(|e| match e {
@@ -95,7 +106,7 @@ impl Writer<'_> {
             other => ControlError::Invalid(other.to_string()),
         })?;
         if let Some(t) = config.template(domain, app) {
-            self.pipeline.load_template(&config, t).map_err(|e| ControlError::Invalid(format!("functions: {e}")))?;
+            self.pipeline().load_template(&config, t).map_err(|e| ControlError::Invalid(format!("functions: {e}")))?;
         }
         Ok(config)
     }

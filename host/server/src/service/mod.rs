@@ -5,31 +5,27 @@ pub mod http_server;
 mod publisher;
 pub mod tls;
 
+use crate::app::Parts;
 pub use crate::app::State;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::credentials;
-use crate::config::manifest::{HttpRoute, Manifest};
-use crate::config::{Config, ConfigError, manifest};
+use crate::config::{Config, ConfigError};
 use crate::delivery::Delivery;
 use crate::limiter;
-use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, SetupError};
-use crate::runtime::http::{HttpComponent, HttpGrants};
-use crate::runtime::{Runtime, RuntimeError};
-use crate::state::{SqliteState, StateError, StateStore};
+use crate::runtime::{ComponentGrants, Runtime, RuntimeError, Source};
+use crate::state::{SqliteState, StateDb, StateError};
 use crate::storage::Buckets;
-use crate::streams::Streams;
 
 /// What `livesnap up` is started with.
 #[derive(Clone, Debug, Default)]
@@ -80,9 +76,9 @@ pub enum ServiceError {
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(options: Options) -> Result<(), ServiceError> {
     let loaded = Config::load(options.manifest.as_deref(), options.runtime_config.as_deref())?;
-    let store: Arc<dyn StateStore> = Arc::new(SqliteState::open(&loaded.runtime.state_dir.join("state.db"))?);
+    let db: Arc<dyn StateDb> = Arc::new(SqliteState::open(&loaded.runtime.state_dir.join("state.db"))?);
     let (credentials, credentials_file) = credentials::resolve(&loaded.runtime)?;
-    let mut config = Config::new(loaded.manifest, loaded.runtime, &store.templates()?)?;
+    let mut config = Config::new(loaded.manifest, loaded.runtime, &db.templates()?)?;
     if let Some(a) = options.rtmp_listen {
         config.runtime.rtmp_listen = a;
     }
@@ -106,59 +102,51 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
 
     let buckets = Arc::new(Buckets::open(&config.runtime.buckets, &config.runtime.public_url())?);
     let runtime = Arc::new(Runtime::new(buckets.clone(), Some(config.runtime.state_dir.join("cache")))?);
-    for m in store.modules()? {
-        runtime.add_component(&m.name, &m.bytes)?;
-        runtime.set_grants(
-            &m.name,
-            crate::runtime::ComponentGrants { allowed_outbound_hosts: m.allowed_outbound_hosts, environment: m.environment },
-        );
+    for m in db.modules()? {
+        let grants = ComponentGrants { allowed_outbound_hosts: m.allowed_outbound_hosts, environment: m.environment };
+        runtime.load(&m.name, Source::Bytes(&m.bytes), grants)?;
         tracing::info!(module = %m.name, sha256 = %m.sha256, "tenant module loaded");
     }
     let egress = Arc::new(config.runtime.egress.clone().with_own(&[http_addr, rtmp_addr]));
     runtime.set_egress(egress.clone());
-    let key_chains = store.key_chains()?.into_iter().collect();
-    let delivery = Delivery::start(store.clone(), config.runtime.delivery, egress);
+    let key_chains = db.key_chains()?.into_iter().collect();
+    let delivery = Delivery::start(db.clone(), config.runtime.delivery, egress);
     let pipeline = Pipeline::new(&config, runtime.clone(), delivery)?;
-    let routes = http_routes(&runtime, &config.manifest)?;
+    let routes = crate::control::reload::http_routes(&runtime, &config.manifest)?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let manifest_path = config.manifest.path.clone();
-    let state = Arc::new(State {
-        config: RwLock::new(Arc::new(config)),
-        generation: AtomicU64::new(1),
+    let state = Arc::new(State::new(Parts {
+        config,
         pipeline,
-        streams: Streams::default(),
-        metrics: Metrics::default(),
         buckets,
-        workers: Arc::new(Semaphore::new(cores)),
-        tasks: TaskTracker::new(),
-        store,
+        db,
         credentials,
-        writes: std::sync::Mutex::new(()),
         runtime,
-        http_routes: RwLock::new(routes),
-        key_chains: RwLock::new(key_chains),
-    });
+        http_routes: routes,
+        key_chains,
+        workers: cores,
+    }));
     let weak = Arc::downgrade(&state);
-    state.pipeline.delivery().set_resigner(Arc::new(move |json: &str| {
+    state.pipeline().delivery().set_resigner(Arc::new(move |json: &str| {
         let state = weak.upgrade()?;
         let info: crate::pipeline::ResignInfo = serde_json::from_str(json).ok()?;
         let (_, template) = state.template(&info.domain, &info.app);
-        state.pipeline.resign(&*template?, json)
+        state.pipeline().resign(&*template?, json)
     }));
     match &credentials_file {
         Some(path) => tracing::info!(
-            project_id = %state.credentials.project_id,
-            access_key = %state.credentials.access_key,
+            project_id = %state.credentials().project_id,
+            access_key = %state.credentials().access_key,
             file = %path.display(),
             "API credentials (secret key and X-Auth-Token) are in the file"
         ),
         None => {
-            tracing::info!(project_id = %state.credentials.project_id, access_key = %state.credentials.access_key, "API credentials from the configuration")
+            tracing::info!(project_id = %state.credentials().project_id, access_key = %state.credentials().access_key, "API credentials from the configuration")
         }
     }
     let cancel = CancellationToken::new();
     let templates: Vec<String> = state.config().templates.iter().map(|t| format!("{}/{}", t.domain, t.app_name)).collect();
-    for (route, _) in state.http_routes.read().unwrap().iter() {
+    for route in state.http_route_list() {
         tracing::info!(route = %route.route, component = %route.component, "serving HTTP route");
     }
     let shutdown = shutdown_signal();
@@ -199,12 +187,12 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     }
     publishers.close();
     publishers.wait().await;
-    state.tasks.close();
-    state.tasks.wait().await;
+    state.tasks().close();
+    state.tasks().wait().await;
     let _ = server.await;
     let st = state.clone();
-    let delivered = tokio::task::spawn_blocking(move || st.pipeline.delivery().shutdown()).await.unwrap_or_default();
-    let pending = state.store.counts().map(|(p, _)| p).unwrap_or(0);
+    let delivered = tokio::task::spawn_blocking(move || st.pipeline().delivery().shutdown()).await.unwrap_or_default();
+    let pending = state.db().counts().map(|(p, _)| p).unwrap_or(0);
     tracing::info!(callbacks_ok = delivered.ok, callbacks_failed = delivered.failed, callbacks_pending = pending, "stopped");
     Ok(())
 }
@@ -255,7 +243,7 @@ async fn accept_loop(
             Ok(p) => p,
             Err(hit) => {
                 // Closed at once: a held socket is what the cap protects.
-                state.metrics.publishes_refused.fetch_add(1, Ordering::Relaxed);
+                state.metrics().publishes_refused.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%peer, "RTMP connection refused: {hit}");
                 continue;
             }
@@ -334,46 +322,11 @@ async fn watch_manifest(path: PathBuf, state: Arc<State>, cancel: CancellationTo
         seen = now;
         let st = state.clone();
         let p = path.clone();
-        let result = tokio::task::spawn_blocking(move || reload(&p, &st)).await;
+        let result = tokio::task::spawn_blocking(move || st.writer().reload_manifest(&p)).await;
         match result {
             Ok(Ok(n)) => tracing::info!(manifest = %path.display(), templates = n, "configuration reloaded"),
             Ok(Err(e)) => tracing::error!(manifest = %path.display(), "configuration change rejected, keeping the running one: {e}"),
             Err(e) => tracing::error!("reload failed: {e}"),
         }
     }
-}
-
-fn reload(path: &std::path::Path, state: &State) -> Result<usize, String> {
-    let _writer = state.writer();
-    let runtime = state.config().runtime.clone();
-    let manifest = manifest::load(path).map_err(|e| e.to_string())?;
-    let api = state.store.templates().map_err(|e| e.to_string())?;
-    let config = Config::new(manifest, runtime, &api).map_err(|e| e.to_string())?;
-    state.pipeline.load(&config).map_err(|e| e.to_string())?;
-    let routes = http_routes(&state.runtime, &config.manifest).map_err(|e| e.to_string())?;
-    let n = config.templates.len();
-    *state.http_routes.write().unwrap() = routes;
-    state.install(config);
-    Ok(n)
-}
-
-/// Loads and prepares the component of every `[[trigger.http]]` route.
-fn http_routes(runtime: &Runtime, manifest: &Manifest) -> Result<Vec<(HttpRoute, HttpComponent)>, SetupError> {
-    let mut routes = Vec::new();
-    for route in &manifest.http_routes {
-        let decl = &manifest.components[&route.component];
-        let bytes = std::fs::read(&decl.source).map_err(|source| SetupError::Source {
-            name: route.component.clone(),
-            path: decl.source.clone(),
-            source,
-        })?;
-        runtime.add_component(&route.component, &bytes)?;
-        let grants = HttpGrants {
-            variables: decl.variables.clone(),
-            key_value_stores: decl.key_value_stores.clone(),
-            allowed_outbound_hosts: decl.allowed_outbound_hosts.clone(),
-        };
-        routes.push((route.clone(), runtime.prepare_http(&route.component, grants)?));
-    }
-    Ok(routes)
 }

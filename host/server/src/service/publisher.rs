@@ -66,7 +66,7 @@ pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(()) => tracing::info!(%peer, %stream, "publisher disconnected"),
         Err(PublisherError::Shutdown) => tracing::info!(%peer, %stream, "publisher closed for shutdown"),
         Err(e @ PublisherError::Refused(_)) => {
-            state.metrics.publishes_refused.fetch_add(1, Ordering::Relaxed);
+            state.metrics().publishes_refused.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%peer, %stream, "{e}");
         }
         Err(e) => tracing::warn!(%peer, %stream, "publisher dropped: {e}"),
@@ -129,7 +129,7 @@ async fn publish(
                         conn.accept(&request);
                         *stream_name = Some(stream.label());
                         tracing::info!(%peer, stream = %stream.label(), "publishing");
-                        state.metrics.publishes.fetch_add(1, Ordering::Relaxed);
+                        state.metrics().publishes.fetch_add(1, Ordering::Relaxed);
                         live = Some(stream);
                     }
                     Err((code, reason)) => {
@@ -178,11 +178,11 @@ async fn do_handshake(socket: &mut (impl AsyncRead + AsyncWrite + Unpin)) -> Res
 fn admit(state: &Arc<State>, peer: SocketAddr, request: &PublishRequest) -> Result<LiveStream, (&'static str, String)> {
     let target =
         rtmp::publish_target(&request.app, request.tc_url.as_deref(), &request.name).map_err(|e| ("NetStream.Publish.BadName", e))?;
-    let chain = state.key_chains.read().unwrap().get(&target.domain).cloned();
+    let chain = state.key_chain(&target.domain);
     if let Some(chain) = chain {
         let params = rtmp::publish_params(&request.app, request.tc_url.as_deref(), &request.name);
         if let Err(e) = chain.verify(&target.app, &target.stream, &params, crate::time::unix_secs()) {
-            state.metrics.publishes_unauthorized.fetch_add(1, Ordering::Relaxed);
+            state.metrics().publishes_unauthorized.fetch_add(1, Ordering::Relaxed);
             return Err((
                 "NetStream.Publish.Unauthorized",
                 format!("{}/{}/{}: ingest URL validation failed: {e}", target.domain, target.app, target.stream),
@@ -194,7 +194,7 @@ fn admit(state: &Arc<State>, peer: SocketAddr, request: &PublishRequest) -> Resu
         return Err(("NetStream.Publish.Rejected", format!("no snapshot template for domain '{}' app '{}'", target.domain, target.app)));
     };
     let key = (target.domain.clone(), target.app.clone(), target.stream.clone());
-    let info = state.streams.register(key, peer.to_string()).ok_or_else(|| {
+    let info = state.streams().register(key, peer.to_string()).ok_or_else(|| {
         ("NetStream.Publish.BadName", format!("{}/{}/{} is already being published", target.domain, target.app, target.stream))
     })?;
     let (retry_tx, retry_rx) = channel();
@@ -246,14 +246,14 @@ impl LiveStream {
             Ok(None) => return Ok(()),
             Err(e @ IngestError::UnsupportedCodec(_)) => return Err(PublisherError::Codec(e)),
             Err(e) => {
-                self.state.metrics.input_errors.fetch_add(1, Ordering::Relaxed);
+                self.state.metrics().input_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(stream = %self.label(), "{e}; skipped");
                 return Ok(());
             }
         };
         if let VideoEvent::Unit(unit) = &event {
             self.first_pts.get_or_insert(unit.pts_ms);
-            self.state.metrics.frames.fetch_add(1, Ordering::Relaxed);
+            self.state.metrics().frames.fetch_add(1, Ordering::Relaxed);
             let frames = self.info.frames.fetch_add(1, Ordering::Relaxed) + 1;
             if frames >= NO_KEYFRAME_WARNING && !self.warned_no_keyframe && !self.session.has_started() && !unit.idr {
                 self.warned_no_keyframe = true;
@@ -306,8 +306,8 @@ impl LiveStream {
             label: self.label(),
         };
         let state = self.state.clone();
-        self.state.tasks.spawn(async move {
-            let Ok(permit) = state.workers.clone().acquire_owned().await else { return };
+        self.state.tasks().spawn(async move {
+            let Ok(permit) = state.workers().clone().acquire_owned().await else { return };
             let _ = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 work.run(job);
@@ -319,7 +319,7 @@ impl LiveStream {
 
 impl Drop for LiveStream {
     fn drop(&mut self) {
-        self.state.streams.remove(&self.info.key);
+        self.state.streams().remove(&self.info.key);
     }
 }
 
@@ -343,7 +343,7 @@ impl SnapshotWork {
             Ok(p) => p,
             Err(e) => {
                 let _ = self.retry.send(take);
-                self.state.metrics.decode_errors.fetch_add(1, Ordering::Relaxed);
+                self.state.metrics().decode_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(stream = %self.label, due_ms = take.due_ms, "snapshot picture did not decode: {e}; trying the next one");
                 return;
             }
@@ -351,10 +351,10 @@ impl SnapshotWork {
         let stream_time = picture.pts_ms.saturating_sub(self.first_pts);
         let unix_ms = self.start_ms + stream_time;
         let at = CaptureTime { unix_ms, utc_offset_secs: utc_offset_secs((unix_ms / 1000) as i64) };
-        match self.state.pipeline.run(&self.template, &self.id, picture, at) {
+        match self.state.pipeline().run(&self.template, &self.id, picture, at) {
             Ok(o) => {
-                self.state.metrics.snapshots.fetch_add(1, Ordering::Relaxed);
-                self.state.metrics.observe_latency(started.elapsed());
+                self.state.metrics().snapshots.fetch_add(1, Ordering::Relaxed);
+                self.state.metrics().observe_latency(started.elapsed());
                 self.info.snapshots.fetch_add(1, Ordering::Relaxed);
                 *self.info.last_snapshot_url.lock().unwrap() = Some(o.stored.url.clone());
                 tracing::info!(stream = %self.label, seq = take.seq, stream_time_ms = stream_time, object = %o.stored.object, bytes = o.bytes, "snapshot stored");
@@ -362,7 +362,7 @@ impl SnapshotWork {
             Err(e) => {
                 self.info.errors.fetch_add(1, Ordering::Relaxed);
                 if let Some((stage, component, kind)) = e.call_site() {
-                    self.state.metrics.component_error(&stage.to_string(), component, kind);
+                    self.state.metrics().component_error(&stage.to_string(), component, kind);
                 }
                 tracing::error!(stream = %self.label, seq = take.seq, stream_time_ms = stream_time, "snapshot failed: {e}");
             }
