@@ -17,6 +17,7 @@ pub mod encoding;
 pub mod pipeline;
 pub mod runtime;
 pub mod secret;
+pub mod snapshot;
 pub mod stage;
 pub mod state;
 pub mod storage;

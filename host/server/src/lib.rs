@@ -6,7 +6,7 @@
 
 // The layers below, re-exported so paths read the same throughout.
 pub use livesnap_engine::{
-    capture, config, decode, delivery, egress, encoding, ingest, pipeline, runtime, session, state, storage, time, verify,
+    capture, config, decode, delivery, egress, encoding, ingest, pipeline, runtime, session, snapshot, stage, state, storage, time, verify,
 };
 
 pub mod api;

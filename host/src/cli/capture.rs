@@ -18,10 +18,10 @@ use livesnap::delivery::{Delivery, DeliveryConfig};
 use livesnap::ingest::Demuxer;
 use livesnap::ingest::annexb::AnnexBReader;
 use livesnap::ingest::flv::FlvReader;
-use livesnap::pipeline::{Pipeline, utc_offset_secs};
+use livesnap::pipeline::Pipeline;
 use livesnap::runtime::Runtime;
-use livesnap::runtime::bindings::types::{CaptureTime, StreamId};
-use livesnap::session::{DecodeJob, StreamSession};
+use livesnap::runtime::bindings::types::StreamId;
+use livesnap::snapshot::{Snapshot, SnapshotJob, StreamCapture};
 use livesnap::storage::Buckets;
 
 /// Arguments of `livesnap capture`.
@@ -149,48 +149,35 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     );
     let progress = progress_bar(size, args.json);
     let start_ms = args.start_time.map_or_else(livesnap::time::unix_ms, |s| s * 1000);
-    let mut session = StreamSession::new(template.interval.as_millis() as u64, template.snapshot_mode);
-    let first_pts: std::cell::OnceCell<u64> = std::cell::OnceCell::new();
+    let mut capture = StreamCapture::new(id, template, start_ms);
     let mut totals = Totals::default();
-    let mut snapshot = |session: &mut StreamSession, job: DecodeJob| {
-        let take = job.take;
-        let picture = match job.decode() {
-            Ok(picture) => picture,
-            Err(e) => {
-                session.retry(take);
-                totals.errors += 1;
-                progress
-                    .suspend(|| tracing::warn!(stream = %stream, due_ms = take.due_ms, "snapshot skipped: {e}; trying the next picture"));
-                return;
+    let mut take_snapshot = |capture: &mut StreamCapture, job: SnapshotJob| match job.run(&pipeline) {
+        Snapshot::Undecodable { take, error } => {
+            capture.retry(take);
+            totals.errors += 1;
+            progress
+                .suspend(|| tracing::warn!(stream = %stream, due_ms = take.due_ms, "snapshot skipped: {error}; trying the next picture"));
+        }
+        Snapshot::Stored { take, pts_ms, stream_time_ms, outcome: o } => {
+            totals.snapshots += 1;
+            totals.bytes += o.bytes as u64;
+            progress.suspend(|| {
+                tracing::info!(stream = %stream, seq = take.seq, stream_time_ms, object = %o.stored.object, bytes = o.bytes, "snapshot stored")
+            });
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"seq": take.seq, "pts_ms": pts_ms, "stream_time_ms": stream_time_ms, "due_ms": take.due_ms,
+                           "bucket": o.stored.bucket, "object": o.stored.object, "url": o.stored.url,
+                           "width": o.width, "height": o.height, "bytes": o.bytes, "callback": o.callback})
+                );
             }
-        };
-        let pts = picture.pts_ms;
-        let stream_time = pts.saturating_sub(first_pts.get().copied().unwrap_or(pts));
-        let unix_ms = start_ms + stream_time;
-        let at = CaptureTime { unix_ms, utc_offset_secs: utc_offset_secs((unix_ms / 1000) as i64) };
-        match pipeline.run(&template, &id, picture, at) {
-            Ok(o) => {
-                totals.snapshots += 1;
-                totals.bytes += o.bytes as u64;
-                progress.suspend(|| {
-                    tracing::info!(stream = %stream, seq = take.seq, stream_time_ms = stream_time, object = %o.stored.object, bytes = o.bytes, "snapshot stored")
-                });
-                if args.json {
-                    println!(
-                        "{}",
-                        json!({"seq": take.seq, "pts_ms": pts, "stream_time_ms": stream_time, "due_ms": take.due_ms,
-                               "bucket": o.stored.bucket, "object": o.stored.object, "url": o.stored.url,
-                               "width": o.width, "height": o.height, "bytes": o.bytes, "callback": o.callback})
-                    );
-                }
-            }
-            Err(e) => {
-                totals.errors += 1;
-                progress
-                    .suspend(|| tracing::error!(stream = %stream, seq = take.seq, stream_time_ms = stream_time, "snapshot failed: {e}"));
-                if args.json {
-                    println!("{}", json!({"seq": take.seq, "pts_ms": pts, "stream_time_ms": stream_time, "error": e.to_string()}));
-                }
+        }
+        Snapshot::Failed { take, pts_ms, stream_time_ms, error } => {
+            totals.errors += 1;
+            progress.suspend(|| tracing::error!(stream = %stream, seq = take.seq, stream_time_ms, "snapshot failed: {error}"));
+            if args.json {
+                println!("{}", json!({"seq": take.seq, "pts_ms": pts_ms, "stream_time_ms": stream_time_ms, "error": error.to_string()}));
             }
         }
     };
@@ -204,23 +191,20 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             totals.skipped += 1;
             progress.suspend(|| tracing::warn!(stream = %stream, "{w}; skipped"));
         }
-        if let livesnap::ingest::VideoEvent::Unit(u) = &event {
-            let _ = first_pts.set(u.pts_ms);
-        }
         progress.set_position(demuxer.position());
-        if let Some(job) = session.push(event) {
-            snapshot(&mut session, job);
+        if let Some(job) = capture.push(event) {
+            take_snapshot(&mut capture, job);
         }
     };
-    if let Some(job) = session.finish() {
-        snapshot(&mut session, job);
+    if let Some(job) = capture.finish() {
+        take_snapshot(&mut capture, job);
     }
     for w in demuxer.take_warnings() {
         totals.skipped += 1;
         tracing::warn!(stream = %stream, "{w}; skipped");
     }
     progress.finish_and_clear();
-    let pictures = session.pictures();
+    let pictures = capture.pictures();
     let delivered = pipeline.finish();
     let cpu = cpu_seconds();
     if args.json {

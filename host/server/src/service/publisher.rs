@@ -13,15 +13,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::State;
 use crate::capture::Take;
-use crate::config::Template;
 use crate::config::runtime::RtmpLimits;
 use crate::ingest::flv::VideoTagParser;
 use crate::ingest::rtmp::chunk::{Limits, SharedBudget};
 use crate::ingest::rtmp::{self, Connection, Event, PublishRequest, RtmpError, handshake};
 use crate::ingest::{IngestError, VideoEvent};
-use crate::pipeline::utc_offset_secs;
-use crate::runtime::bindings::types::{CaptureTime, StreamId};
-use crate::session::{DecodeJob, StreamSession};
+use crate::runtime::bindings::types::StreamId;
+use crate::snapshot::{Snapshot, SnapshotJob, StreamCapture};
 use crate::streams::StreamInfo;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -198,34 +196,28 @@ fn admit(state: &Arc<State>, peer: SocketAddr, request: &PublishRequest) -> Resu
         ("NetStream.Publish.BadName", format!("{}/{}/{} is already being published", target.domain, target.app, target.stream))
     })?;
     let (retry_tx, retry_rx) = channel();
+    let id = StreamId { domain: target.domain, app: target.app, stream: target.stream };
     Ok(LiveStream {
         state: state.clone(),
-        session: StreamSession::new(template.interval.as_millis() as u64, template.snapshot_mode),
-        id: StreamId { domain: target.domain, app: target.app, stream: target.stream },
-        template: Some(template),
+        capture: StreamCapture::new(id, template, crate::time::unix_ms()),
         generation,
         info,
         parser: VideoTagParser::default(),
-        first_pts: None,
-        start_ms: crate::time::unix_ms(),
         retry_tx,
         retry_rx,
         warned_no_keyframe: false,
     })
 }
 
-/// A stream being published: its session and what its snapshots need.
+/// A stream being published: its capture (the same as `livesnap capture`
+/// runs), its entry in the live-stream registry, and its RTMP video parser.
 struct LiveStream {
     state: Arc<State>,
-    session: StreamSession,
-    id: StreamId,
-    /// `None` once the template is deleted: the stream stays up, uncaptured.
-    template: Option<Arc<Template>>,
+    capture: StreamCapture,
     generation: u64,
     info: Arc<StreamInfo>,
     parser: VideoTagParser,
-    first_pts: Option<u64>,
-    start_ms: u64,
+    /// Takes whose picture did not decode, sent back by the workers.
     retry_tx: Sender<Take>,
     retry_rx: Receiver<Take>,
     warned_no_keyframe: bool,
@@ -233,13 +225,13 @@ struct LiveStream {
 
 impl LiveStream {
     fn label(&self) -> String {
-        format!("{}/{}/{}", self.id.domain, self.id.app, self.id.stream)
+        self.capture.label()
     }
 
     fn on_video(&mut self, timestamp: u32, data: &[u8]) -> Result<(), PublisherError> {
         self.refresh_template();
         while let Ok(take) = self.retry_rx.try_recv() {
-            self.session.retry(take);
+            self.capture.retry(take);
         }
         let event = match self.parser.parse(timestamp, data, 0) {
             Ok(Some(event)) => event,
@@ -252,65 +244,53 @@ impl LiveStream {
             }
         };
         if let VideoEvent::Unit(unit) = &event {
-            self.first_pts.get_or_insert(unit.pts_ms);
             self.state.metrics().frames.fetch_add(1, Ordering::Relaxed);
             let frames = self.info.frames.fetch_add(1, Ordering::Relaxed) + 1;
-            if frames >= NO_KEYFRAME_WARNING && !self.warned_no_keyframe && !self.session.has_started() && !unit.idr {
+            if frames >= NO_KEYFRAME_WARNING && !self.warned_no_keyframe && !self.capture.has_started() && !unit.idr {
                 self.warned_no_keyframe = true;
                 tracing::warn!(stream = %self.label(), frames, "no keyframe (IDR) received yet: nothing can be decoded until one arrives");
             }
         }
-        if self.template.is_none() {
-            return Ok(());
-        }
-        if let Some(job) = self.session.push(event) {
+        if let Some(job) = self.capture.push(event) {
             self.spawn(job);
         }
         Ok(())
     }
 
-    /// Picks up a reloaded template from the next snapshot on.
+    /// Picks up a changed template from the next snapshot on.
     fn refresh_template(&mut self) {
         let generation = self.state.generation();
         if generation == self.generation {
             return;
         }
         self.generation = generation;
-        let (_, template) = self.state.template(&self.id.domain, &self.id.app);
-        match &template {
-            Some(t) => self.session.reconfigure(t.interval.as_millis() as u64, t.snapshot_mode),
-            None => tracing::warn!(stream = %self.label(), "template removed; snapshots stop for this stream"),
+        let id = self.capture.id();
+        let (_, template) = self.state.template(&id.domain, &id.app);
+        if template.is_none() {
+            tracing::warn!(stream = %self.label(), "template removed; snapshots stop for this stream");
         }
-        self.template = template;
+        self.capture.set_template(template);
     }
 
     /// The stream ended: a snapshot still waiting for an IDR takes its due picture.
     fn finish(&mut self) {
-        if self.template.is_some()
-            && let Some(job) = self.session.finish()
-        {
+        if let Some(job) = self.capture.finish() {
             self.spawn(job);
         }
     }
 
-    fn spawn(&self, job: DecodeJob) {
-        let Some(template) = self.template.clone() else { return };
-        let work = SnapshotWork {
-            state: self.state.clone(),
-            template,
-            id: self.id.clone(),
-            info: self.info.clone(),
-            retry: self.retry_tx.clone(),
-            first_pts: self.first_pts.unwrap_or(0),
-            start_ms: self.start_ms,
-            label: self.label(),
-        };
+    /// Runs the job on the worker pool, never on the publisher's task.
+    fn spawn(&self, job: SnapshotJob) {
         let state = self.state.clone();
+        let info = self.info.clone();
+        let retry = self.retry_tx.clone();
+        let label = self.label();
         self.state.tasks().spawn(async move {
             let Ok(permit) = state.workers().clone().acquire_owned().await else { return };
             let _ = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                work.run(job);
+                let started = Instant::now();
+                report(&state, &info, &retry, &label, job.run(state.pipeline()), started);
             })
             .await;
         });
@@ -323,49 +303,28 @@ impl Drop for LiveStream {
     }
 }
 
-/// One snapshot's work on the worker pool.
-struct SnapshotWork {
-    state: Arc<State>,
-    template: Arc<Template>,
-    id: StreamId,
-    info: Arc<StreamInfo>,
-    retry: Sender<Take>,
-    first_pts: u64,
-    start_ms: u64,
-    label: String,
-}
-
-impl SnapshotWork {
-    fn run(self, job: DecodeJob) {
-        let started = Instant::now();
-        let take = job.take;
-        let picture = match job.decode() {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = self.retry.send(take);
-                self.state.metrics().decode_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(stream = %self.label, due_ms = take.due_ms, "snapshot picture did not decode: {e}; trying the next one");
-                return;
+/// Counts and logs what became of a snapshot; a picture that did not
+/// decode goes back to the publisher's task to try the next one.
+fn report(state: &State, info: &StreamInfo, retry: &Sender<Take>, label: &str, snapshot: Snapshot, started: Instant) {
+    match snapshot {
+        Snapshot::Undecodable { take, error } => {
+            let _ = retry.send(take);
+            state.metrics().decode_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(stream = %label, due_ms = take.due_ms, "snapshot picture did not decode: {error}; trying the next one");
+        }
+        Snapshot::Stored { take, stream_time_ms, outcome, .. } => {
+            state.metrics().snapshots.fetch_add(1, Ordering::Relaxed);
+            state.metrics().observe_latency(started.elapsed());
+            info.snapshots.fetch_add(1, Ordering::Relaxed);
+            *info.last_snapshot_url.lock().unwrap() = Some(outcome.stored.url.clone());
+            tracing::info!(stream = %label, seq = take.seq, stream_time_ms, object = %outcome.stored.object, bytes = outcome.bytes, "snapshot stored");
+        }
+        Snapshot::Failed { take, stream_time_ms, error, .. } => {
+            info.errors.fetch_add(1, Ordering::Relaxed);
+            if let Some((stage, component, kind)) = error.call_site() {
+                state.metrics().component_error(&stage.to_string(), component, kind);
             }
-        };
-        let stream_time = picture.pts_ms.saturating_sub(self.first_pts);
-        let unix_ms = self.start_ms + stream_time;
-        let at = CaptureTime { unix_ms, utc_offset_secs: utc_offset_secs((unix_ms / 1000) as i64) };
-        match self.state.pipeline().run(&self.template, &self.id, picture, at) {
-            Ok(o) => {
-                self.state.metrics().snapshots.fetch_add(1, Ordering::Relaxed);
-                self.state.metrics().observe_latency(started.elapsed());
-                self.info.snapshots.fetch_add(1, Ordering::Relaxed);
-                *self.info.last_snapshot_url.lock().unwrap() = Some(o.stored.url.clone());
-                tracing::info!(stream = %self.label, seq = take.seq, stream_time_ms = stream_time, object = %o.stored.object, bytes = o.bytes, "snapshot stored");
-            }
-            Err(e) => {
-                self.info.errors.fetch_add(1, Ordering::Relaxed);
-                if let Some((stage, component, kind)) = e.call_site() {
-                    self.state.metrics().component_error(&stage.to_string(), component, kind);
-                }
-                tracing::error!(stream = %self.label, seq = take.seq, stream_time_ms = stream_time, "snapshot failed: {e}");
-            }
+            tracing::error!(stream = %label, seq = take.seq, stream_time_ms, "snapshot failed: {error}");
         }
     }
 }
