@@ -9,5 +9,7 @@
 
 #![deny(missing_docs)]
 
+/// The built-in components, embedded.
+pub use livesnap_builtins as builtins;
 pub use livesnap_engine::*;
 pub use livesnap_server::{api, service};

@@ -21,7 +21,7 @@ const LIMITS: CallLimits = CallLimits { timeout: std::time::Duration::from_secs(
 #[test]
 fn default_notifier_signs_the_reference_vector() {
     let rt = runtime();
-    rt.load("notify-callback", livesnap::runtime::Source::Bytes(livesnap::pipeline::builtin::NOTIFY_CALLBACK), Default::default()).unwrap();
+    rt.load("notify-callback", livesnap::runtime::Source::Bytes(livesnap::builtins::NOTIFY_CALLBACK), Default::default()).unwrap();
     let snapshot = Snapshot {
         id: StreamId { domain: "push.example.com".into(), app: "live".into(), stream: "test001".into() },
         image_width: 1280,
@@ -62,7 +62,7 @@ fn default_notifier_signs_the_reference_vector() {
 #[test]
 fn a_component_of_the_wrong_world_or_not_wasm_is_refused_by_name() {
     let rt = runtime();
-    rt.load("encode-jpeg", livesnap::runtime::Source::Bytes(livesnap::pipeline::builtin::ENCODE_JPEG), Default::default()).unwrap();
+    rt.load("encode-jpeg", livesnap::runtime::Source::Bytes(livesnap::builtins::ENCODE_JPEG), Default::default()).unwrap();
     let err = rt.prepare("encode-jpeg", livesnap::runtime::Stage::Notify).err().unwrap().to_string();
     assert!(err.contains("'encode-jpeg' cannot be used to notify"), "{err}");
     let err = rt.load("junk", livesnap::runtime::Source::Bytes(b"not wasm at all"), Default::default()).unwrap_err().to_string();

@@ -18,9 +18,9 @@ pub fn livesnap() -> Command {
     c
 }
 
-/// Folder of the built WebAssembly components (built by host/engine/build.rs).
+/// Folder of the built WebAssembly components (built by livesnap-test-programs).
 pub fn functions_dir() -> PathBuf {
-    PathBuf::from(env!("LIVESNAP_FUNCTIONS_DIR"))
+    livesnap_test_programs::dir().to_path_buf()
 }
 
 /// Runs a command; panics with its output if it cannot start.

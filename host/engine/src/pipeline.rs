@@ -10,23 +10,13 @@ use crate::delivery::{Callback, Delivery};
 use crate::runtime::bindings::types;
 use crate::runtime::{CallLimits, ComponentGrants, Runtime, RuntimeError, Source, Stage};
 
-/// The built-in components, compiled into the binary by the build script.
-pub mod builtin {
-    /// `encode-jpeg`.
-    pub const ENCODE_JPEG: &[u8] = include_bytes!(concat!(env!("LIVESNAP_FUNCTIONS_DIR"), "/encode_jpeg.wasm"));
-    /// `store-obs`.
-    pub const STORE_OBS: &[u8] = include_bytes!(concat!(env!("LIVESNAP_FUNCTIONS_DIR"), "/store_obs.wasm"));
-    /// `notify-callback`.
-    pub const NOTIFY_CALLBACK: &[u8] = include_bytes!(concat!(env!("LIVESNAP_FUNCTIONS_DIR"), "/notify_callback.wasm"));
+/// Looks up a built-in component's bytes by name. The binary supplies the
+/// embedded ones (crate livesnap-builtins), so this crate builds no Wasm.
+pub type Builtins = fn(&str) -> Option<&'static [u8]>;
 
-    /// The built-in component of that name.
-    pub fn get(name: &str) -> Option<&'static [u8]> {
-        use crate::stage::Stage;
-        [(Stage::Encode, ENCODE_JPEG), (Stage::Store, STORE_OBS), (Stage::Notify, NOTIFY_CALLBACK)]
-            .into_iter()
-            .find(|(stage, _)| stage.default_component() == name)
-            .map(|(_, bytes)| bytes)
-    }
+/// No built-ins: templates must name components that are loaded.
+pub fn no_builtins(_: &str) -> Option<&'static [u8]> {
+    None
 }
 
 /// Why the pipeline could not start.
@@ -66,13 +56,14 @@ pub struct Outcome {
 pub struct Pipeline {
     runtime: Arc<Runtime>,
     delivery: Delivery,
+    builtins: Builtins,
 }
 
 impl Pipeline {
     /// Loads every component the templates use and checks each against its
     /// stage's world, so a bad manifest fails at start, not at a snapshot.
-    pub fn new(config: &Config, runtime: Arc<Runtime>, delivery: Delivery) -> Result<Self, SetupError> {
-        let pipeline = Self { runtime, delivery };
+    pub fn new(config: &Config, runtime: Arc<Runtime>, delivery: Delivery, builtins: Builtins) -> Result<Self, SetupError> {
+        let pipeline = Self { runtime, delivery, builtins };
         pipeline.load(config)?;
         Ok(pipeline)
     }
@@ -99,7 +90,7 @@ impl Pipeline {
                 // Uploaded modules, and built-ins loaded before.
                 None if self.runtime.has_component(name) => {}
                 None => {
-                    let bytes = builtin::get(name).ok_or_else(|| SetupError::Missing {
+                    let bytes = (self.builtins)(name).ok_or_else(|| SetupError::Missing {
                         domain: t.domain.clone(),
                         app: t.app_name.clone(),
                         name: name.into(),

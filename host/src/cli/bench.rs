@@ -54,7 +54,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let n = args.iterations.max(1);
     let dir = std::env::temp_dir().join(format!("livesnap-bench-{}", std::process::id()));
     let runtime = Runtime::new(Arc::new(Buckets::open(&RuntimeConfig::embedded(&dir).buckets, "http://127.0.0.1:8080")?), None)?;
-    runtime.load("encode-jpeg", livesnap::runtime::Source::Bytes(livesnap::pipeline::builtin::ENCODE_JPEG), Default::default())?;
+    runtime.load("encode-jpeg", livesnap::runtime::Source::Bytes(livesnap::builtins::ENCODE_JPEG), Default::default())?;
     let limits = CallLimits { timeout: std::time::Duration::from_secs(60), memory: 512 << 20 };
     let frame = || Frame { width: args.width, height: args.height, pts_ms: 0, y: y.clone(), u: u.clone(), v: v.clone() };
     runtime.encode("encode-jpeg", frame(), args.quality, limits)?; // warm-up

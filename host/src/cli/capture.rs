@@ -133,7 +133,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     }
     let egress = Arc::new(egress);
     runtime.set_egress(egress.clone());
-    let pipeline = Arc::new(Pipeline::new(&config, runtime, Delivery::start(outbox, delivery_config, egress))?);
+    let pipeline = Arc::new(Pipeline::new(&config, runtime, Delivery::start(outbox, delivery_config, egress), livesnap::builtins::get)?);
     let weak = Arc::downgrade(&pipeline);
     let resign_template = template.clone();
     pipeline.delivery().set_resigner(Arc::new(move |json: &str| weak.upgrade()?.resign(&resign_template, json)));

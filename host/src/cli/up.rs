@@ -31,6 +31,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         runtime_config: args.runtime_config,
         rtmp_listen: args.rtmp_listen,
         http_listen: args.http_listen,
+        builtins: livesnap::builtins::get,
     }))?;
     Ok(ExitCode::SUCCESS)
 }

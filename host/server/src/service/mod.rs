@@ -22,13 +22,13 @@ use crate::config::credentials;
 use crate::config::{Config, ConfigError};
 use crate::delivery::Delivery;
 use crate::limiter;
-use crate::pipeline::{Pipeline, SetupError};
+use crate::pipeline::{Builtins, Pipeline, SetupError, no_builtins};
 use crate::runtime::{ComponentGrants, Runtime, RuntimeError, Source};
 use crate::state::{SqliteState, StateDb, StateError};
 use crate::storage::Buckets;
 
 /// What `livesnap up` is started with.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// `--manifest`.
     pub manifest: Option<PathBuf>,
@@ -38,6 +38,14 @@ pub struct Options {
     pub rtmp_listen: Option<SocketAddr>,
     /// Overrides the runtime config's HTTP address.
     pub http_listen: Option<SocketAddr>,
+    /// The built-in components (the binary embeds them).
+    pub builtins: Builtins,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { manifest: None, runtime_config: None, rtmp_listen: None, http_listen: None, builtins: no_builtins }
+    }
 }
 
 /// Why the service could not start.
@@ -111,7 +119,7 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     runtime.set_egress(egress.clone());
     let key_chains = db.key_chains()?.into_iter().collect();
     let delivery = Delivery::start(db.clone(), config.runtime.delivery, egress);
-    let pipeline = Pipeline::new(&config, runtime.clone(), delivery)?;
+    let pipeline = Pipeline::new(&config, runtime.clone(), delivery, options.builtins)?;
     let routes = crate::control::reload::http_routes(&runtime, &config.manifest)?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let manifest_path = config.manifest.path.clone();

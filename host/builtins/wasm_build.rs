@@ -1,19 +1,28 @@
-//! Builds the WebAssembly components in `functions/` for wasm32-wasip2, so
-//! the built-in ones can be embedded and every test component exists before
-//! tests run.
+//! Builds components of the `functions/` workspace for wasm32-wasip2 and
+//! copies them into the calling build script's `OUT_DIR` (the pattern of
+//! wasmtime's `test-programs/artifacts`). Shared by the build scripts of
+//! livesnap-builtins and livesnap-test-programs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn main() {
+/// Builds `packages` (all of the workspace when empty) and copies every
+/// `.wasm` they make into `OUT_DIR/components`; returns that folder.
+pub fn build(packages: &[&str]) -> PathBuf {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let functions = manifest_dir.join("../../functions");
     watch(&functions);
     // The functions' own target folder, shared with `livesnap build`, so the
-    // manifest's `source` paths exist after a host build.
+    // repository spin.toml's `source` paths exist after a host build.
     let target = functions.join("target");
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo.current_dir(&functions).args(["build", "--release", "--target", "wasm32-wasip2", "--workspace"]).env("CARGO_TARGET_DIR", &target);
+    cargo.current_dir(&functions).args(["build", "--release", "--target", "wasm32-wasip2"]).env("CARGO_TARGET_DIR", &target);
+    if packages.is_empty() {
+        cargo.arg("--workspace");
+    }
+    for p in packages {
+        cargo.args(["-p", p]);
+    }
     // Settings meant for the host build must not leak into the guests'.
     for (key, _) in std::env::vars() {
         let cargo_setting = key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR";
@@ -31,8 +40,17 @@ fn main() {
              `rustup target add wasm32-wasip2` (scripts/setup does)"
         );
     }
-    let out = target.join("wasm32-wasip2").join("release");
-    println!("cargo:rustc-env=LIVESNAP_FUNCTIONS_DIR={}", out.display());
+    let built = target.join("wasm32-wasip2").join("release");
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("components");
+    std::fs::create_dir_all(&out).unwrap();
+    let wanted: Vec<String> = packages.iter().map(|p| format!("{}.wasm", p.replace('-', "_"))).collect();
+    for entry in std::fs::read_dir(&built).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".wasm") && (wanted.is_empty() || wanted.contains(&name)) {
+            std::fs::copy(entry.path(), out.join(&name)).unwrap();
+        }
+    }
+    out
 }
 
 fn watch(dir: &Path) {
