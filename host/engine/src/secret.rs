@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// A secret string: compared in constant time, never printed.
-#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -26,6 +26,15 @@ impl Secret {
         subtle::ConstantTimeEq::ct_eq(self.0.as_bytes(), other.as_bytes()).into()
     }
 }
+
+// `==` on secrets is constant-time too, so no comparison can leak timing.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.matches(&other.0)
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -134,7 +134,7 @@ pub fn check_key(key: &str) -> Result<(), StorageError> {
 
 /// Percent-encodes a key for a URL path, keeping `/`.
 pub fn url_path(key: &str) -> String {
-    crate::encoding::percent_encode(key, b"/")
+    crate::encoding::percent_encode(key, crate::encoding::PATH)
 }
 
 #[cfg(test)]

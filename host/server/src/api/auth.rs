@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::credentials::ApiCredentials;
-use crate::encoding::{percent_decode, percent_encode};
+use crate::encoding::{UNRESERVED, percent_decode, percent_encode};
 
 /// How far `X-Sdk-Date` may be from the server clock.
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
@@ -277,7 +277,7 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn canonical_uri(path: &str) -> String {
-    let mut uri: String = percent_decode(path).split('/').map(|segment| percent_encode(segment, b"")).collect::<Vec<_>>().join("/");
+    let mut uri: String = percent_decode(path).split('/').map(|segment| percent_encode(segment, UNRESERVED)).collect::<Vec<_>>().join("/");
     if !uri.ends_with('/') {
         uri.push('/');
     }
@@ -294,7 +294,7 @@ fn canonical_query(query: &str) -> String {
         })
         .collect();
     pairs.sort();
-    pairs.iter().map(|(k, v)| format!("{}={}", percent_encode(k, b""), percent_encode(v, b""))).collect::<Vec<_>>().join("&")
+    pairs.iter().map(|(k, v)| format!("{}={}", percent_encode(k, UNRESERVED), percent_encode(v, UNRESERVED))).collect::<Vec<_>>().join("&")
 }
 
 fn parse_date(s: &str) -> Option<SystemTime> {

@@ -219,7 +219,7 @@ async fn metrics(AxState(state): AxState<Arc<State>>) -> Response {
     let st = state.clone();
     let (pending, failed) = tokio::task::spawn_blocking(move || st.db().counts().unwrap_or_default()).await.unwrap_or_default();
     let body = state.metrics().render(state.streams().len(), delivered.ok, delivered.failed, pending, failed);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
 async fn streams(AxState(state): AxState<Arc<State>>, Path(project): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {

@@ -11,7 +11,6 @@ pub use crate::app::State;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
@@ -251,7 +250,7 @@ async fn accept_loop(
             Ok(p) => p,
             Err(hit) => {
                 // Closed at once: a held socket is what the cap protects.
-                state.metrics().publishes_refused.fetch_add(1, Ordering::Relaxed);
+                state.metrics().publishes_refused.inc();
                 tracing::warn!(%peer, "RTMP connection refused: {hit}");
                 continue;
             }

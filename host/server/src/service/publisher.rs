@@ -64,7 +64,7 @@ pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(()) => tracing::info!(%peer, %stream, "publisher disconnected"),
         Err(PublisherError::Shutdown) => tracing::info!(%peer, %stream, "publisher closed for shutdown"),
         Err(e @ PublisherError::Refused(_)) => {
-            state.metrics().publishes_refused.fetch_add(1, Ordering::Relaxed);
+            state.metrics().publishes_refused.inc();
             tracing::warn!(%peer, %stream, "{e}");
         }
         Err(e) => tracing::warn!(%peer, %stream, "publisher dropped: {e}"),
@@ -127,7 +127,7 @@ async fn publish(
                         conn.accept(&request);
                         *stream_name = Some(stream.label());
                         tracing::info!(%peer, stream = %stream.label(), "publishing");
-                        state.metrics().publishes.fetch_add(1, Ordering::Relaxed);
+                        state.metrics().publishes.inc();
                         live = Some(stream);
                     }
                     Err((code, reason)) => {
@@ -180,7 +180,7 @@ fn admit(state: &Arc<State>, peer: SocketAddr, request: &PublishRequest) -> Resu
     if let Some(chain) = chain {
         let params = rtmp::publish_params(&request.app, request.tc_url.as_deref(), &request.name);
         if let Err(e) = chain.verify(&target.app, &target.stream, &params, crate::time::unix_secs()) {
-            state.metrics().publishes_unauthorized.fetch_add(1, Ordering::Relaxed);
+            state.metrics().publishes_unauthorized.inc();
             return Err((
                 "NetStream.Publish.Unauthorized",
                 format!("{}/{}/{}: ingest URL validation failed: {e}", target.domain, target.app, target.stream),
@@ -238,13 +238,13 @@ impl LiveStream {
             Ok(None) => return Ok(()),
             Err(e @ IngestError::UnsupportedCodec(_)) => return Err(PublisherError::Codec(e)),
             Err(e) => {
-                self.state.metrics().input_errors.fetch_add(1, Ordering::Relaxed);
+                self.state.metrics().input_errors.inc();
                 tracing::warn!(stream = %self.label(), "{e}; skipped");
                 return Ok(());
             }
         };
         if let VideoEvent::Unit(unit) = &event {
-            self.state.metrics().frames.fetch_add(1, Ordering::Relaxed);
+            self.state.metrics().frames.inc();
             let frames = self.info.frames.fetch_add(1, Ordering::Relaxed) + 1;
             if frames >= NO_KEYFRAME_WARNING && !self.warned_no_keyframe && !self.capture.has_started() && !unit.idr {
                 self.warned_no_keyframe = true;
@@ -309,11 +309,11 @@ fn report(state: &State, info: &StreamInfo, retry: &Sender<Take>, label: &str, s
     match snapshot {
         Snapshot::Undecodable { take, error } => {
             let _ = retry.send(take);
-            state.metrics().decode_errors.fetch_add(1, Ordering::Relaxed);
+            state.metrics().decode_errors.inc();
             tracing::warn!(stream = %label, due_ms = take.due_ms, "snapshot picture did not decode: {error}; trying the next one");
         }
         Snapshot::Stored { take, stream_time_ms, outcome, .. } => {
-            state.metrics().snapshots.fetch_add(1, Ordering::Relaxed);
+            state.metrics().snapshots.inc();
             state.metrics().observe_latency(started.elapsed());
             info.snapshots.fetch_add(1, Ordering::Relaxed);
             *info.last_snapshot_url.lock().unwrap() = Some(outcome.stored.url.clone());
