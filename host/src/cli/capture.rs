@@ -13,15 +13,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use livesnap::config::runtime::{Backend, BucketConfig};
-use livesnap::config::{Config, ConfigError};
-use livesnap::delivery::{Delivery, DeliveryConfig};
-use livesnap::ingest::Demuxer;
+use livesnap::config::{Config, ConfigError, Template};
+use livesnap::delivery::{Delivery, DeliveryConfig, DeliveryStats};
 use livesnap::ingest::annexb::AnnexBReader;
 use livesnap::ingest::flv::FlvReader;
+use livesnap::ingest::{Demuxer, IngestError};
 use livesnap::pipeline::Pipeline;
 use livesnap::runtime::Runtime;
 use livesnap::runtime::bindings::types::StreamId;
-use livesnap::snapshot::{Snapshot, SnapshotJob, StreamCapture};
+use livesnap::snapshot::{Snapshot, StreamCapture};
 use livesnap::storage::Buckets;
 
 /// Arguments of `livesnap capture`.
@@ -113,31 +113,8 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         None if args.input.as_os_str() == "-" => "stdin".into(),
         None => args.input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "stream".into()),
     };
-    let (demuxer, size) = open_input(&args)?;
-    let mut demuxer = demuxer;
-
-    let buckets = Arc::new(Buckets::open(&config.runtime.buckets, &config.runtime.public_url())?);
-    let runtime = Arc::new(Runtime::new(buckets, Some(config.runtime.state_dir.join("cache")))?);
-    // One-off runs keep their outbox in memory and wait for it at the end.
-    let outbox = Arc::new(livesnap::state::SqliteState::in_memory()?);
-    let delivery_config = DeliveryConfig {
-        max_attempts: 3,
-        backoff: Duration::from_millis(500),
-        max_backoff: Duration::from_secs(2),
-        ..DeliveryConfig::default()
-    };
-    // A --callback-url typed on the command line is the operator's own choice.
-    let mut egress = config.runtime.egress.clone();
-    if let Some(url) = &args.callback_url {
-        egress.allow_url_host(url);
-    }
-    let egress = Arc::new(egress);
-    runtime.set_egress(egress.clone());
-    let pipeline = Arc::new(Pipeline::new(&config, runtime, Delivery::start(outbox, delivery_config, egress), livesnap::builtins::get)?);
-    let weak = Arc::downgrade(&pipeline);
-    let resign_template = template.clone();
-    pipeline.delivery().set_resigner(Arc::new(move |json: &str| weak.upgrade()?.resign(&resign_template, json)));
-
+    let (mut demuxer, size) = open_input(&args)?;
+    let pipeline = one_off_pipeline(&config, &template, args.callback_url.as_deref())?;
     let id = StreamId { domain: template.domain.clone(), app: template.app_name.clone(), stream: stream.clone() };
     tracing::info!(
         stream = %format!("{}/{}/{}", id.domain, id.app, id.stream),
@@ -147,83 +124,130 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         callbacks = template.callback_url.is_some(),
         "capturing"
     );
-    let progress = progress_bar(size, args.json);
     let start_ms = args.start_time.map_or_else(livesnap::time::unix_ms, |s| s * 1000);
     let mut capture = StreamCapture::new(id, template, start_ms);
-    let mut totals = Totals::default();
-    let mut take_snapshot = |capture: &mut StreamCapture, job: SnapshotJob| match job.run(&pipeline) {
-        Snapshot::Undecodable { take, error } => {
-            capture.retry(take);
-            totals.errors += 1;
-            progress
-                .suspend(|| tracing::warn!(stream = %stream, due_ms = take.due_ms, "snapshot skipped: {error}; trying the next picture"));
-        }
-        Snapshot::Stored { take, pts_ms, stream_time_ms, outcome: o } => {
-            totals.snapshots += 1;
-            totals.bytes += o.bytes as u64;
-            progress.suspend(|| {
-                tracing::info!(stream = %stream, seq = take.seq, stream_time_ms, object = %o.stored.object, bytes = o.bytes, "snapshot stored")
-            });
-            if args.json {
-                println!(
-                    "{}",
-                    json!({"seq": take.seq, "pts_ms": pts_ms, "stream_time_ms": stream_time_ms, "due_ms": take.due_ms,
-                           "bucket": o.stored.bucket, "object": o.stored.object, "url": o.stored.url,
-                           "width": o.width, "height": o.height, "bytes": o.bytes, "callback": o.callback})
-                );
-            }
-        }
-        Snapshot::Failed { take, pts_ms, stream_time_ms, error } => {
-            totals.errors += 1;
-            progress.suspend(|| tracing::error!(stream = %stream, seq = take.seq, stream_time_ms, "snapshot failed: {error}"));
-            if args.json {
-                println!("{}", json!({"seq": take.seq, "pts_ms": pts_ms, "stream_time_ms": stream_time_ms, "error": error.to_string()}));
-            }
-        }
-    };
+    let mut report = Report { stream, json: args.json, progress: progress_bar(size, args.json), totals: Totals::default() };
     let fatal = loop {
         let event = match demuxer.next_event() {
             Ok(Some(event)) => event,
             Ok(None) => break None,
             Err(e) => break Some(e),
         };
-        for w in demuxer.take_warnings() {
-            totals.skipped += 1;
-            progress.suspend(|| tracing::warn!(stream = %stream, "{w}; skipped"));
-        }
-        progress.set_position(demuxer.position());
+        report.skipped(demuxer.take_warnings());
+        report.progress.set_position(demuxer.position());
         if let Some(job) = capture.push(event) {
-            take_snapshot(&mut capture, job);
+            report.snapshot(&mut capture, job.run(&pipeline));
         }
     };
     if let Some(job) = capture.finish() {
-        take_snapshot(&mut capture, job);
+        report.snapshot(&mut capture, job.run(&pipeline));
     }
-    for w in demuxer.take_warnings() {
-        totals.skipped += 1;
-        tracing::warn!(stream = %stream, "{w}; skipped");
-    }
-    progress.finish_and_clear();
-    let pictures = capture.pictures();
-    let delivered = pipeline.finish();
-    let cpu = cpu_seconds();
-    if args.json {
-        println!(
-            "{}",
-            json!({"summary": {"pictures": pictures, "snapshots": totals.snapshots, "bytes": totals.bytes,
-                   "errors": totals.errors, "skipped": totals.skipped, "callbacks_ok": delivered.ok,
-                   "callbacks_failed": delivered.failed, "cpu_seconds": cpu,
-                   "error": fatal.as_ref().map(ToString::to_string)}})
-        );
-    } else {
-        println!(
-            "{} snapshots ({} bytes) from {pictures} pictures; callbacks: {} ok, {} failed; {} snapshot errors, {} damaged parts skipped; CPU {cpu:.2} s",
-            totals.snapshots, totals.bytes, delivered.ok, delivered.failed, totals.errors, totals.skipped
-        );
-    }
+    report.skipped(demuxer.take_warnings());
+    report.progress.finish_and_clear();
+    report.summary(capture.pictures(), pipeline.finish(), fatal.as_ref());
     match fatal {
         Some(e) => Err(anyhow::Error::new(e).context(format!("reading {}", args.input.display()))),
         None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// The functions and a callback outbox for one run: kept in memory, with
+/// short retries, waited for at the end.
+fn one_off_pipeline(config: &Config, template: &Arc<Template>, callback_url: Option<&str>) -> anyhow::Result<Arc<Pipeline>> {
+    let buckets = Arc::new(Buckets::open(&config.runtime.buckets, &config.runtime.public_url())?);
+    let runtime = Arc::new(Runtime::new(buckets, Some(config.runtime.state_dir.join("cache")))?);
+    let outbox = Arc::new(livesnap::state::SqliteState::in_memory()?);
+    let delivery_config = DeliveryConfig {
+        max_attempts: 3,
+        backoff: Duration::from_millis(500),
+        max_backoff: Duration::from_secs(2),
+        ..DeliveryConfig::default()
+    };
+    // A --callback-url typed on the command line is the operator's own choice.
+    let mut egress = config.runtime.egress.clone();
+    if let Some(url) = callback_url {
+        egress.allow_url_host(url);
+    }
+    let egress = Arc::new(egress);
+    runtime.set_egress(egress.clone());
+    let delivery = Delivery::start(outbox, delivery_config, egress);
+    let pipeline = Arc::new(Pipeline::new(config, runtime, delivery, livesnap::builtins::get)?);
+    let weak = Arc::downgrade(&pipeline);
+    let resign_template = template.clone();
+    pipeline.delivery().set_resigner(Arc::new(move |json: &str| weak.upgrade()?.resign(&resign_template, json)));
+    Ok(pipeline)
+}
+
+/// What a run tells: a log line (and with `--json` a JSON line) per
+/// snapshot, and the totals at the end.
+struct Report {
+    stream: String,
+    json: bool,
+    progress: ProgressBar,
+    totals: Totals,
+}
+
+impl Report {
+    fn snapshot(&mut self, capture: &mut StreamCapture, snapshot: Snapshot) {
+        let stream = &self.stream;
+        match snapshot {
+            Snapshot::Undecodable { take, error } => {
+                capture.retry(take);
+                self.totals.errors += 1;
+                self.progress
+                    .suspend(|| tracing::warn!(%stream, due_ms = take.due_ms, "snapshot skipped: {error}; trying the next picture"));
+            }
+            Snapshot::Stored { take, pts_ms, stream_time_ms, outcome: o } => {
+                self.totals.snapshots += 1;
+                self.totals.bytes += o.bytes as u64;
+                self.progress.suspend(|| {
+                    tracing::info!(%stream, seq = take.seq, stream_time_ms, object = %o.stored.object, bytes = o.bytes, "snapshot stored")
+                });
+                if self.json {
+                    println!(
+                        "{}",
+                        json!({"seq": take.seq, "pts_ms": pts_ms, "stream_time_ms": stream_time_ms, "due_ms": take.due_ms,
+                               "bucket": o.stored.bucket, "object": o.stored.object, "url": o.stored.url,
+                               "width": o.width, "height": o.height, "bytes": o.bytes, "callback": o.callback})
+                    );
+                }
+            }
+            Snapshot::Failed { take, pts_ms, stream_time_ms, error } => {
+                self.totals.errors += 1;
+                self.progress.suspend(|| tracing::error!(%stream, seq = take.seq, stream_time_ms, "snapshot failed: {error}"));
+                if self.json {
+                    println!(
+                        "{}",
+                        json!({"seq": take.seq, "pts_ms": pts_ms, "stream_time_ms": stream_time_ms, "error": error.to_string()})
+                    );
+                }
+            }
+        }
+    }
+
+    fn skipped(&mut self, warnings: Vec<IngestError>) {
+        for w in warnings {
+            self.totals.skipped += 1;
+            self.progress.suspend(|| tracing::warn!(stream = %self.stream, "{w}; skipped"));
+        }
+    }
+
+    fn summary(&self, pictures: u64, delivered: DeliveryStats, fatal: Option<&IngestError>) {
+        let (t, cpu) = (&self.totals, cpu_seconds());
+        if self.json {
+            println!(
+                "{}",
+                json!({"summary": {"pictures": pictures, "snapshots": t.snapshots, "bytes": t.bytes,
+                       "errors": t.errors, "skipped": t.skipped, "callbacks_ok": delivered.ok,
+                       "callbacks_failed": delivered.failed, "cpu_seconds": cpu,
+                       "error": fatal.map(ToString::to_string)}})
+            );
+        } else {
+            println!(
+                "{} snapshots ({} bytes) from {pictures} pictures; callbacks: {} ok, {} failed; {} snapshot errors, {} damaged parts skipped; CPU {cpu:.2} s",
+                t.snapshots, t.bytes, delivered.ok, delivered.failed, t.errors, t.skipped
+            );
+        }
     }
 }
 

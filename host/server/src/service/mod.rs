@@ -86,60 +86,9 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     let db: Arc<dyn StateDb> = Arc::new(SqliteState::open(&loaded.runtime.state_dir.join("state.db"))?);
     let (credentials, credentials_file) = credentials::resolve(&loaded.runtime)?;
     let mut config = Config::new(loaded.manifest, loaded.runtime, &db.templates()?)?;
-    if let Some(a) = options.rtmp_listen {
-        config.runtime.rtmp_listen = a;
-    }
-    if let Some(a) = options.http_listen {
-        config.runtime.http_listen = a;
-    }
-    let bind = |what, addr| async move { TcpListener::bind(addr).await.map_err(|source| ServiceError::Bind { what, addr, source }) };
-    let rtmp = bind("RTMP", config.runtime.rtmp_listen).await?;
-    let http = bind("HTTP", config.runtime.http_listen).await?;
-    let rtmp_addr = rtmp.local_addr().expect("bound");
-    let tls = tls::Tls::from_settings(&config.runtime.tls)?;
-    let rtmps = match config.runtime.tls.rtmps_listen {
-        Some(addr) => Some(bind("RTMPS", addr).await?),
-        None => None,
-    };
-    let rtmps_addr = rtmps.as_ref().map(|l| l.local_addr().expect("bound"));
-    let http_addr = http.local_addr().expect("bound");
-    // With port 0 the real ports are known only now; snapshot URLs use them.
-    config.runtime.rtmp_listen = rtmp_addr;
-    config.runtime.http_listen = http_addr;
-
-    let buckets = Arc::new(Buckets::open(&config.runtime.buckets, &config.runtime.public_url())?);
-    let runtime = Arc::new(Runtime::new(buckets.clone(), Some(config.runtime.state_dir.join("cache")))?);
-    for m in db.modules()? {
-        let grants = ComponentGrants { allowed_outbound_hosts: m.allowed_outbound_hosts, environment: m.environment };
-        runtime.load(&m.name, Source::Bytes(&m.bytes), grants)?;
-        tracing::info!(module = %m.name, sha256 = %m.sha256, "tenant module loaded");
-    }
-    let egress = Arc::new(config.runtime.egress.clone().with_own(&[http_addr, rtmp_addr]));
-    runtime.set_egress(egress.clone());
-    let key_chains = db.key_chains()?.into_iter().collect();
-    let delivery = Delivery::start(db.clone(), config.runtime.delivery, egress);
-    let pipeline = Pipeline::new(&config, runtime.clone(), delivery, options.builtins)?;
-    let routes = crate::control::reload::http_routes(&runtime, &config.manifest)?;
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let listeners = Listeners::bind(&mut config, &options).await?;
     let manifest_path = config.manifest.path.clone();
-    let state = Arc::new(State::new(Parts {
-        config,
-        pipeline,
-        buckets,
-        db,
-        credentials,
-        runtime,
-        http_routes: routes,
-        key_chains,
-        workers: cores,
-    }));
-    let weak = Arc::downgrade(&state);
-    state.pipeline().delivery().set_resigner(Arc::new(move |json: &str| {
-        let state = weak.upgrade()?;
-        let info: crate::pipeline::ResignInfo = serde_json::from_str(json).ok()?;
-        let (_, template) = state.template(&info.domain, &info.app);
-        state.pipeline().resign(&*template?, json)
-    }));
+    let state = start_state(config, db, credentials, options.builtins)?;
     match &credentials_file {
         Some(path) => tracing::info!(
             project_id = %state.credentials().project_id,
@@ -151,22 +100,23 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
             tracing::info!(project_id = %state.credentials().project_id, access_key = %state.credentials().access_key, "API credentials from the configuration")
         }
     }
-    let cancel = CancellationToken::new();
-    let templates: Vec<String> = state.config().templates.iter().map(|t| format!("{}/{}", t.domain, t.app_name)).collect();
     for route in state.http_route_list() {
         tracing::info!(route = %route.route, component = %route.component, "serving HTTP route");
     }
     let shutdown = shutdown_signal();
+    let templates: Vec<String> = state.config().templates.iter().map(|t| format!("{}/{}", t.domain, t.app_name)).collect();
+    let Listeners { rtmp, rtmps, http, tls } = listeners;
     tracing::info!(
-        rtmp = %rtmp_addr,
-        http = %http_addr,
-        rtmps = %rtmps_addr.map_or("off".into(), |a| a.to_string()),
+        rtmp = %state.config().runtime.rtmp_listen,
+        http = %state.config().runtime.http_listen,
+        rtmps = %rtmps.as_ref().and_then(|l| l.local_addr().ok()).map_or("off".into(), |a| a.to_string()),
         https = tls.is_some(),
         manifest = %manifest_path.as_ref().map_or("(embedded default)".into(), |p| p.display().to_string()),
         templates = %templates.join(","),
         "livesnap is up"
     );
 
+    let cancel = CancellationToken::new();
     let publishers = TaskTracker::new();
     let ingress = Arc::new(RtmpIngress::new(&state.config().runtime.rtmp));
     let accept = tokio::spawn(accept_loop(rtmp, None, ingress.clone(), state.clone(), cancel.clone(), publishers.clone()));
@@ -174,13 +124,8 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     if let Some(tls) = tls.clone() {
         tokio::spawn(reload_tls_on_hangup(tls, cancel.clone()));
     }
-    let server = tokio::spawn(http_server::serve(
-        http,
-        crate::api::router(state.clone()),
-        state.config().runtime.http.clone(),
-        tls.clone(),
-        cancel.clone(),
-    ));
+    let server =
+        tokio::spawn(http_server::serve(http, crate::api::router(state.clone()), state.config().runtime.http.clone(), tls, cancel.clone()));
     if let Some(path) = manifest_path {
         tokio::spawn(watch_manifest(path, state.clone(), cancel.clone()));
     }
@@ -202,6 +147,68 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     let pending = state.db().counts().map(|(p, _)| p).unwrap_or(0);
     tracing::info!(callbacks_ok = delivered.ok, callbacks_failed = delivered.failed, callbacks_pending = pending, "stopped");
     Ok(())
+}
+
+/// The bound listeners, and the TLS settings of RTMPS and HTTPS.
+struct Listeners {
+    rtmp: TcpListener,
+    rtmps: Option<TcpListener>,
+    http: TcpListener,
+    tls: Option<Arc<tls::Tls>>,
+}
+
+impl Listeners {
+    /// Binds the configured (or overridden) addresses and writes the bound
+    /// ones back: with port 0 the real ports are known only now, and
+    /// snapshot URLs and the egress policy use them.
+    async fn bind(config: &mut Config, options: &Options) -> Result<Self, ServiceError> {
+        let bind = |what, addr| async move { TcpListener::bind(addr).await.map_err(|source| ServiceError::Bind { what, addr, source }) };
+        let rtmp = bind("RTMP", options.rtmp_listen.unwrap_or(config.runtime.rtmp_listen)).await?;
+        let http = bind("HTTP", options.http_listen.unwrap_or(config.runtime.http_listen)).await?;
+        let tls = tls::Tls::from_settings(&config.runtime.tls)?;
+        let rtmps = match config.runtime.tls.rtmps_listen {
+            Some(addr) => Some(bind("RTMPS", addr).await?),
+            None => None,
+        };
+        config.runtime.rtmp_listen = rtmp.local_addr().expect("bound");
+        config.runtime.http_listen = http.local_addr().expect("bound");
+        Ok(Self { rtmp, rtmps, http, tls })
+    }
+}
+
+/// The engine and the shared state: buckets, the runtime with the tenant
+/// modules, the egress policy, callback delivery, the pipeline and the HTTP
+/// routes.
+fn start_state(
+    config: Config,
+    db: Arc<dyn StateDb>,
+    credentials: credentials::ApiCredentials,
+    builtins: Builtins,
+) -> Result<Arc<State>, ServiceError> {
+    let buckets = Arc::new(Buckets::open(&config.runtime.buckets, &config.runtime.public_url())?);
+    let runtime = Arc::new(Runtime::new(buckets.clone(), Some(config.runtime.state_dir.join("cache")))?);
+    for m in db.modules()? {
+        let grants = ComponentGrants { allowed_outbound_hosts: m.allowed_outbound_hosts, environment: m.environment };
+        runtime.load(&m.name, Source::Bytes(&m.bytes), grants)?;
+        tracing::info!(module = %m.name, sha256 = %m.sha256, "tenant module loaded");
+    }
+    let egress = Arc::new(config.runtime.egress.clone().with_own(&[config.runtime.http_listen, config.runtime.rtmp_listen]));
+    runtime.set_egress(egress.clone());
+    let key_chains = db.key_chains()?.into_iter().collect();
+    let delivery = Delivery::start(db.clone(), config.runtime.delivery, egress);
+    let pipeline = Pipeline::new(&config, runtime.clone(), delivery, builtins)?;
+    let http_routes = crate::control::reload::http_routes(&runtime, &config.manifest)?;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let state = Arc::new(State::new(Parts { config, pipeline, buckets, db, credentials, runtime, http_routes, key_chains, workers }));
+    // A callback re-signed at delivery uses its template's current key.
+    let weak = Arc::downgrade(&state);
+    state.pipeline().delivery().set_resigner(Arc::new(move |json: &str| {
+        let state = weak.upgrade()?;
+        let info: crate::pipeline::ResignInfo = serde_json::from_str(json).ok()?;
+        let (_, template) = state.template(&info.domain, &info.app);
+        state.pipeline().resign(&*template?, json)
+    }));
+    Ok(state)
 }
 
 /// What every RTMP(S) connection shares: the connection caps and the

@@ -180,21 +180,51 @@ impl ChunkDecoder {
     /// does not hold a whole chunk yet; otherwise the bytes consumed and
     /// the message the chunk completed, if any.
     pub fn read_chunk(&mut self, data: &[u8]) -> Result<Option<(usize, Option<Message>)>, RtmpError> {
-        let Some(&b0) = data.first() else { return Ok(None) };
-        let fmt = b0 >> 6;
-        let (csid, mut pos) = match b0 & 0x3f {
-            0 if data.len() >= 2 => (u32::from(data[1]) + 64, 2),
-            1 if data.len() >= 3 => (u32::from(data[1]) + u32::from(data[2]) * 256 + 64, 3),
-            0 | 1 => return Ok(None),
-            id => (u32::from(id), 1),
-        };
-        let header_len = [11, 7, 3, 0][usize::from(fmt)];
-        if data.len() < pos + header_len {
+        let Some((fmt, csid, basic_len)) = basic_header(data) else { return Ok(None) };
+        let Some(ChunkHeader { header, have, len }) = self.message_header(fmt, csid, &data[basic_len..])? else { return Ok(None) };
+        let mut pos = basic_len + len;
+        let piece = (header.length - have).min(self.chunk_size);
+        if data.len() < pos + piece {
             return Ok(None);
         }
-        let h = &data[pos..pos + header_len];
-        pos += header_len;
-        // Work on a copy of the header so an incomplete chunk changes nothing.
+        let completes = have + piece == header.length;
+        if !completes {
+            self.hold(piece)?;
+        }
+        let state = self.streams.entry(csid).or_default();
+        state.header = header;
+        let bytes = &data[pos..pos + piece];
+        pos += piece;
+        let message = if completes {
+            let payload = if have == 0 {
+                bytes.to_vec()
+            } else {
+                let mut p = std::mem::take(&mut state.partial);
+                p.extend_from_slice(bytes);
+                p
+            };
+            if have > 0 {
+                self.release(have);
+            }
+            Some(Message { csid, timestamp: header.timestamp, type_id: header.type_id, stream_id: header.stream_id, payload })
+        } else {
+            state.partial.extend_from_slice(bytes);
+            None
+        };
+        Ok(Some((pos, message)))
+    }
+
+    /// The message header of a chunk of type `fmt` on chunk stream `csid`
+    /// (`data` starts after the basic header), applied to a copy of the
+    /// stream's last header so an incomplete chunk changes nothing; `None`
+    /// until all of it has arrived.
+    fn message_header(&self, fmt: u8, csid: u32, data: &[u8]) -> Result<Option<ChunkHeader>, RtmpError> {
+        let header_len = [11, 7, 3, 0][usize::from(fmt)];
+        if data.len() < header_len {
+            return Ok(None);
+        }
+        let h = &data[..header_len];
+        let mut pos = header_len;
         let (mut header, have) = match self.streams.get(&csid) {
             Some(s) => (s.header, s.partial.len()),
             None if fmt == 0 => {
@@ -261,44 +291,22 @@ impl ChunkDecoder {
             _ => {}
         }
         header.extended = extended;
-        let piece = (header.length - have).min(self.chunk_size);
-        if data.len() < pos + piece {
-            return Ok(None);
+        Ok(Some(ChunkHeader { header, have, len: pos }))
+    }
+
+    /// Counts `piece` bytes that stay held in an unfinished message against
+    /// the connection's limit and the shared budget.
+    fn hold(&mut self, piece: usize) -> Result<(), RtmpError> {
+        if self.unfinished + piece > self.limits.max_unfinished {
+            return Err(RtmpError::Protocol(format!("unfinished messages would hold more than {} bytes", self.limits.max_unfinished)));
         }
-        let completes = have + piece == header.length;
-        if !completes {
-            // Only bytes that stay held count against the limits.
-            if self.unfinished + piece > self.limits.max_unfinished {
-                return Err(RtmpError::Protocol(format!("unfinished messages would hold more than {} bytes", self.limits.max_unfinished)));
-            }
-            if let Some(b) = &self.limits.shared
-                && !b.take(piece)
-            {
-                return Err(RtmpError::Protocol("the server's budget for unfinished messages is spent".into()));
-            }
-            self.unfinished += piece;
+        if let Some(b) = &self.limits.shared
+            && !b.take(piece)
+        {
+            return Err(RtmpError::Protocol("the server's budget for unfinished messages is spent".into()));
         }
-        let state = self.streams.entry(csid).or_default();
-        state.header = header;
-        let bytes = &data[pos..pos + piece];
-        pos += piece;
-        let message = if completes {
-            let payload = if have == 0 {
-                bytes.to_vec()
-            } else {
-                let mut p = std::mem::take(&mut state.partial);
-                p.extend_from_slice(bytes);
-                p
-            };
-            if have > 0 {
-                self.release(have);
-            }
-            Some(Message { csid, timestamp: header.timestamp, type_id: header.type_id, stream_id: header.stream_id, payload })
-        } else {
-            state.partial.extend_from_slice(bytes);
-            None
-        };
-        Ok(Some((pos, message)))
+        self.unfinished += piece;
+        Ok(())
     }
 }
 
@@ -308,6 +316,27 @@ impl Drop for ChunkDecoder {
             b.give(self.unfinished);
         }
     }
+}
+
+/// A chunk's message header as it applies: the header, bytes of its
+/// message already held, and the header's length in the input.
+struct ChunkHeader {
+    header: Header,
+    have: usize,
+    len: usize,
+}
+
+/// The basic header: (fmt, chunk stream id, its length), `None` until it
+/// has arrived.
+fn basic_header(data: &[u8]) -> Option<(u8, u32, usize)> {
+    let &b0 = data.first()?;
+    let (csid, len) = match b0 & 0x3f {
+        0 if data.len() >= 2 => (u32::from(data[1]) + 64, 2),
+        1 if data.len() >= 3 => (u32::from(data[1]) + u32::from(data[2]) * 256 + 64, 3),
+        0 | 1 => return None,
+        id => (u32::from(id), 1),
+    };
+    Some((b0 >> 6, csid, len))
 }
 
 /// Splits a message into chunks of `chunk_size` (type 0, then type 3).
