@@ -143,8 +143,12 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     state.tasks().wait().await;
     let _ = server.await;
     let st = state.clone();
-    let delivered = tokio::task::spawn_blocking(move || st.pipeline().delivery().shutdown()).await.unwrap_or_default();
-    let pending = state.db().counts().map(|(p, _)| p).unwrap_or(0);
+    let (delivered, pending) = tokio::task::spawn_blocking(move || {
+        let delivered = st.pipeline().delivery().shutdown();
+        (delivered, st.db().counts().map(|(p, _)| p).unwrap_or(0))
+    })
+    .await
+    .unwrap_or_default();
     tracing::info!(callbacks_ok = delivered.ok, callbacks_failed = delivered.failed, callbacks_pending = pending, "stopped");
     Ok(())
 }
