@@ -13,6 +13,7 @@ mod decode;
 mod hardening;
 mod http_security;
 mod live;
+mod on_demand;
 mod outbox;
 mod parsers;
 mod receiver;

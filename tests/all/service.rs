@@ -176,6 +176,19 @@ impl Api {
         let text = r.body_mut().read_to_string().unwrap();
         (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
     }
+
+    /// GET `/v1/{project_id}{path}` (optionally `If-None-Match`): status,
+    /// headers (lower-case names) and the body's bytes.
+    pub fn get_raw(&self, path: &str, if_none_match: Option<&str>) -> (u16, std::collections::HashMap<String, String>, Vec<u8>) {
+        let url = format!("{}/v1/{}{path}", self.http, self.project);
+        let mut request = self.agent.get(&url).header("X-Auth-Token", self.token.as_str());
+        if let Some(tag) = if_none_match {
+            request = request.header("If-None-Match", tag);
+        }
+        let mut r = request.call().unwrap();
+        let headers = r.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+        (r.status().as_u16(), headers, r.body_mut().read_to_vec().unwrap())
+    }
 }
 
 /// ffmpeg publishing `file` (stream copy) to `url`; in real time with `realtime`.

@@ -25,6 +25,8 @@ pub struct StreamCapture {
     first_pts: Option<u64>,
     /// Unix ms of the first picture.
     start_ms: u64,
+    /// On-demand snapshots taken (their `seq`).
+    on_demand: u64,
 }
 
 impl StreamCapture {
@@ -32,7 +34,7 @@ impl StreamCapture {
     /// time `start_ms` (object names derive from it).
     pub fn new(id: StreamId, template: Arc<Template>, start_ms: u64) -> Self {
         let session = StreamSession::new(template.interval.as_millis() as u64, template.snapshot_mode);
-        Self { id, template: Some(template), session, first_pts: None, start_ms }
+        Self { id, template: Some(template), session, first_pts: None, start_ms, on_demand: 0 }
     }
 
     /// `domain/app/stream`, for logs.
@@ -78,6 +80,15 @@ impl StreamCapture {
     pub fn finish(&mut self) -> Option<SnapshotJob> {
         self.template.as_ref()?;
         let decode = self.session.finish()?;
+        self.job(decode)
+    }
+
+    /// A snapshot of the newest picture, now, outside the capture grid (an
+    /// on-demand snapshot): `None` before the first IDR or without a template.
+    pub fn newest(&mut self) -> Option<SnapshotJob> {
+        self.template.as_ref()?;
+        self.on_demand += 1;
+        let decode = self.session.newest(self.on_demand)?;
         self.job(decode)
     }
 

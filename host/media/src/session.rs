@@ -102,6 +102,14 @@ impl StreamSession {
         (take.gop_index < self.gop.len()).then(|| self.job(take))
     }
 
+    /// A snapshot of the newest picture now, off the capture grid (an
+    /// on-demand snapshot, numbered `seq`): decoded from the GOP's IDR.
+    /// `None` before the first IDR.
+    pub fn newest(&self, seq: u64) -> Option<DecodeJob> {
+        let newest = self.gop.last()?;
+        Some(self.job(Take { gop_index: self.gop.len() - 1, due_ms: newest.pts_ms, seq }))
+    }
+
     /// A job's picture did not decode: serve its due time with a later picture.
     pub fn retry(&mut self, take: Take) {
         self.clock.retry(take);

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -25,8 +26,32 @@ pub struct StreamInfo {
     pub snapshots: AtomicU64,
     /// Snapshots that failed.
     pub errors: AtomicU64,
-    /// URL of the latest stored snapshot.
-    pub last_snapshot_url: Mutex<Option<String>>,
+    /// The latest stored snapshot.
+    pub last_snapshot: Mutex<Option<StoredSnapshot>>,
+    /// On-demand snapshot requests, to the stream's receiving task.
+    pub requests: Mutex<Sender<OnDemand>>,
+}
+
+/// Where a snapshot was stored.
+#[derive(Clone, Debug)]
+pub struct StoredSnapshot {
+    /// Bucket.
+    pub bucket: String,
+    /// Object key.
+    pub object: String,
+    /// Its URL.
+    pub url: String,
+}
+
+/// What an on-demand snapshot answers: the stored snapshot as a callback
+/// body describes it, or why there is none.
+pub type OnDemandReply = Result<serde_json::Value, String>;
+
+/// A request for a snapshot of the newest picture, now.
+#[derive(Debug)]
+pub struct OnDemand {
+    /// Where the answer goes.
+    pub reply: tokio::sync::oneshot::Sender<OnDemandReply>,
 }
 
 /// A stream as `GET /v1/{project_id}/streams` shows it.
@@ -60,7 +85,7 @@ pub struct Streams {
 
 impl Streams {
     /// Registers a stream; `None` when that stream is already live.
-    pub fn register(&self, key: StreamKey, peer: String) -> Option<Arc<StreamInfo>> {
+    pub fn register(&self, key: StreamKey, peer: String, requests: Sender<OnDemand>) -> Option<Arc<StreamInfo>> {
         let mut live = self.live.lock().unwrap();
         if live.contains_key(&key) {
             return None;
@@ -73,10 +98,16 @@ impl Streams {
             frames: AtomicU64::new(0),
             snapshots: AtomicU64::new(0),
             errors: AtomicU64::new(0),
-            last_snapshot_url: Mutex::new(None),
+            last_snapshot: Mutex::new(None),
+            requests: Mutex::new(requests),
         });
         live.insert(key, info.clone());
         Some(info)
+    }
+
+    /// A live stream.
+    pub fn get(&self, key: &StreamKey) -> Option<Arc<StreamInfo>> {
+        self.live.lock().unwrap().get(key).cloned()
     }
 
     /// Removes a stream (its publisher left).
@@ -109,7 +140,7 @@ impl Streams {
                 frames: s.frames.load(Ordering::Relaxed),
                 snapshots: s.snapshots.load(Ordering::Relaxed),
                 errors: s.errors.load(Ordering::Relaxed),
-                last_snapshot_url: s.last_snapshot_url.lock().unwrap().clone(),
+                last_snapshot_url: s.last_snapshot.lock().unwrap().as_ref().map(|l| l.url.clone()),
             })
             .collect()
     }

@@ -100,6 +100,7 @@ impl From<crate::control::ControlError> for ApiError {
             C::ReadOnly(m) => Self::forbidden(m),
             C::NotFound(m) => Self::not_found(m),
             C::Quota(m) => Self::quota(m),
+            C::Unavailable(m) => Self::busy(m),
             C::Db(cause) => Self::internal(cause),
             C::Failed(cause) => Self::internal(cause),
         }

@@ -9,6 +9,7 @@ pub mod guard;
 pub mod key_chain;
 mod params;
 pub mod snapshot;
+pub mod streams;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use serde_json::json;
 
 use crate::app::State;
@@ -49,7 +50,9 @@ pub fn router(state: Arc<State>) -> Router {
             "/v1/{project_id}/stream/snapshot",
             get(snapshot::query).post(snapshot::create).put(snapshot::modify).delete(snapshot::delete),
         )
-        .route("/v1/{project_id}/streams", get(streams))
+        .route("/v1/{project_id}/streams", get(streams::list))
+        .route("/v1/{project_id}/streams/{domain}/{app}/{stream}/snapshot", axum::routing::post(streams::snapshot))
+        .route("/v1/{project_id}/streams/{domain}/{app}/{stream}/latest.jpg", get(streams::latest))
         .route("/v1/{project_id}/guard/key-chain", get(key_chain::show).put(key_chain::update).delete(key_chain::delete))
         .route("/v1/{project_id}/callbacks", get(callbacks::list))
         .route("/v1/{project_id}/functions", get(functions::list))
@@ -220,22 +223,4 @@ async fn metrics(AxState(state): AxState<Arc<State>>) -> Response {
     let (pending, failed) = tokio::task::spawn_blocking(move || st.db().counts().unwrap_or_default()).await.unwrap_or_default();
     let body = state.metrics().render(state.streams().len(), delivered.ok, delivered.failed, pending, failed);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
-}
-
-async fn streams(AxState(state): AxState<Arc<State>>, Path(project): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    crate::control::check_project(&state, &project)?;
-    let list: Vec<_> = crate::control::streams::list(&state)
-        .into_iter()
-        .map(|(s, t)| {
-            let template = t.map(|t| {
-                json!({"time_interval": t.interval.as_secs(), "snapshot_mode": t.snapshot_mode.to_string(),
-                       "object_write_mode": matches!(t.write_mode, crate::config::template::WriteMode::Instant) as u8,
-                       "bucket": t.bucket, "call_back_enable": if t.callback_url.is_some() { "on" } else { "off" }})
-            });
-            json!({"domain": s.domain, "app": s.app, "stream": s.stream, "peer": s.peer, "started_at": s.started_at,
-                   "frames": s.frames, "snapshots": s.snapshots, "errors": s.errors,
-                   "last_snapshot_url": s.last_snapshot_url, "template": template})
-        })
-        .collect();
-    Ok(Json(json!({"total": list.len(), "streams": list})))
 }

@@ -31,6 +31,9 @@ pub enum ControlError {
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
+    /// Not possible now (e.g. no picture arrived in time); retry later.
+    #[error("{0}")]
+    Unavailable(String),
     /// A quota is used up.
     #[error("{0}")]
     Quota(String),

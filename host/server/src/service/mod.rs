@@ -2,6 +2,7 @@
 //! configuration reload, and a clean shutdown.
 
 pub mod http_server;
+mod live;
 mod publisher;
 pub mod tls;
 

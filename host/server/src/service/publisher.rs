@@ -4,29 +4,23 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use super::live::{LiveStream, Refusal};
 use crate::app::State;
-use crate::capture::Take;
 use crate::config::runtime::RtmpLimits;
+use crate::ingest::IngestError;
 use crate::ingest::flv::VideoTagParser;
 use crate::ingest::rtmp::chunk::{Limits, SharedBudget};
 use crate::ingest::rtmp::{self, Connection, Event, PublishRequest, RtmpError, handshake};
-use crate::ingest::{IngestError, VideoEvent};
 use crate::runtime::bindings::types::StreamId;
-use crate::snapshot::{Snapshot, SnapshotJob, StreamCapture};
-use crate::streams::StreamInfo;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The window over which a publisher's data rate is checked.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
-/// Pictures without an IDR before the stream is reported as undecodable.
-const NO_KEYFRAME_WARNING: u64 = 300;
 
 #[derive(Debug, thiserror::Error)]
 enum PublisherError {
@@ -86,7 +80,7 @@ async fn publish(
         .map_err(|_| PublisherError::Timeout("no handshake within 10 s".into()))??;
     let mut conn = Connection::with_limits(Limits::publisher(Some(budget)));
     let mut buf = Vec::with_capacity(1 << 16);
-    let mut live: Option<LiveStream> = None;
+    let mut live: Option<Publisher> = None;
     let mut window = (tokio::time::Instant::now(), 0u64);
     loop {
         // Before its publish is accepted a connection has a deadline; after,
@@ -172,12 +166,12 @@ async fn do_handshake(socket: &mut (impl AsyncRead + AsyncWrite + Unpin)) -> Res
     Ok(())
 }
 
-/// Checks a publish against the templates and the live streams.
-fn admit(state: &Arc<State>, peer: SocketAddr, request: &PublishRequest) -> Result<LiveStream, (&'static str, String)> {
+/// Checks a publish against the key chain, the templates and the live
+/// streams; the stream it starts.
+fn admit(state: &Arc<State>, peer: SocketAddr, request: &PublishRequest) -> Result<Publisher, (&'static str, String)> {
     let target =
         rtmp::publish_target(&request.app, request.tc_url.as_deref(), &request.name).map_err(|e| ("NetStream.Publish.BadName", e))?;
-    let chain = state.key_chain(&target.domain);
-    if let Some(chain) = chain {
+    if let Some(chain) = state.key_chain(&target.domain) {
         let params = rtmp::publish_params(&request.app, request.tc_url.as_deref(), &request.name);
         if let Err(e) = chain.verify(&target.app, &target.stream, &params, crate::time::unix_secs()) {
             state.metrics().publishes_unauthorized.inc();
@@ -187,144 +181,36 @@ fn admit(state: &Arc<State>, peer: SocketAddr, request: &PublishRequest) -> Resu
             ));
         }
     }
-    let (generation, template) = state.template(&target.domain, &target.app);
-    let Some(template) = template else {
-        return Err(("NetStream.Publish.Rejected", format!("no snapshot template for domain '{}' app '{}'", target.domain, target.app)));
-    };
-    let key = (target.domain.clone(), target.app.clone(), target.stream.clone());
-    let info = state.streams().register(key, peer.to_string()).ok_or_else(|| {
-        ("NetStream.Publish.BadName", format!("{}/{}/{} is already being published", target.domain, target.app, target.stream))
-    })?;
-    let (retry_tx, retry_rx) = channel();
     let id = StreamId { domain: target.domain, app: target.app, stream: target.stream };
-    Ok(LiveStream {
-        state: state.clone(),
-        capture: StreamCapture::new(id, template, crate::time::unix_ms()),
-        generation,
-        info,
-        parser: VideoTagParser::default(),
-        retry_tx,
-        retry_rx,
-        warned_no_keyframe: false,
-    })
+    match LiveStream::start(state, id, peer.to_string()) {
+        Ok(live) => Ok(Publisher { live, parser: VideoTagParser::default() }),
+        Err(Refusal::NoTemplate(why)) => Err(("NetStream.Publish.Rejected", why)),
+        Err(Refusal::AlreadyLive(why)) => Err(("NetStream.Publish.BadName", why)),
+    }
 }
 
-/// A stream being published: its capture (the same as `livesnap capture`
-/// runs), its entry in the live-stream registry, and its RTMP video parser.
-struct LiveStream {
-    state: Arc<State>,
-    capture: StreamCapture,
-    generation: u64,
-    info: Arc<StreamInfo>,
+/// A publisher's stream and the parser of its RTMP video messages.
+struct Publisher {
+    live: LiveStream,
     parser: VideoTagParser,
-    /// Takes whose picture did not decode, sent back by the workers.
-    retry_tx: Sender<Take>,
-    retry_rx: Receiver<Take>,
-    warned_no_keyframe: bool,
 }
 
-impl LiveStream {
+impl Publisher {
     fn label(&self) -> String {
-        self.capture.label()
+        self.live.label()
     }
 
     fn on_video(&mut self, timestamp: u32, data: &[u8]) -> Result<(), PublisherError> {
-        self.refresh_template();
-        while let Ok(take) = self.retry_rx.try_recv() {
-            self.capture.retry(take);
-        }
-        let event = match self.parser.parse(timestamp, data, 0) {
-            Ok(Some(event)) => event,
-            Ok(None) => return Ok(()),
+        match self.parser.parse(timestamp, data, 0) {
+            Ok(Some(event)) => self.live.on_event(event),
+            Ok(None) => {}
             Err(e @ IngestError::UnsupportedCodec(_)) => return Err(PublisherError::Codec(e)),
-            Err(e) => {
-                self.state.metrics().input_errors.inc();
-                tracing::warn!(stream = %self.label(), "{e}; skipped");
-                return Ok(());
-            }
-        };
-        if let VideoEvent::Unit(unit) = &event {
-            self.state.metrics().frames.inc();
-            let frames = self.info.frames.fetch_add(1, Ordering::Relaxed) + 1;
-            if frames >= NO_KEYFRAME_WARNING && !self.warned_no_keyframe && !self.capture.has_started() && !unit.idr {
-                self.warned_no_keyframe = true;
-                tracing::warn!(stream = %self.label(), frames, "no keyframe (IDR) received yet: nothing can be decoded until one arrives");
-            }
-        }
-        if let Some(job) = self.capture.push(event) {
-            self.spawn(job);
+            Err(e) => self.live.skipped(&e),
         }
         Ok(())
     }
 
-    /// Picks up a changed template from the next snapshot on.
-    fn refresh_template(&mut self) {
-        let generation = self.state.generation();
-        if generation == self.generation {
-            return;
-        }
-        self.generation = generation;
-        let id = self.capture.id();
-        let (_, template) = self.state.template(&id.domain, &id.app);
-        if template.is_none() {
-            tracing::warn!(stream = %self.label(), "template removed; snapshots stop for this stream");
-        }
-        self.capture.set_template(template);
-    }
-
-    /// The stream ended: a snapshot still waiting for an IDR takes its due picture.
     fn finish(&mut self) {
-        if let Some(job) = self.capture.finish() {
-            self.spawn(job);
-        }
-    }
-
-    /// Runs the job on the worker pool, never on the publisher's task.
-    fn spawn(&self, job: SnapshotJob) {
-        let state = self.state.clone();
-        let info = self.info.clone();
-        let retry = self.retry_tx.clone();
-        let label = self.label();
-        self.state.tasks().spawn(async move {
-            let Ok(permit) = state.workers().clone().acquire_owned().await else { return };
-            let _ = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                let started = Instant::now();
-                report(&state, &info, &retry, &label, job.run(state.pipeline()), started);
-            })
-            .await;
-        });
-    }
-}
-
-impl Drop for LiveStream {
-    fn drop(&mut self) {
-        self.state.streams().remove(&self.info.key);
-    }
-}
-
-/// Counts and logs what became of a snapshot; a picture that did not
-/// decode goes back to the publisher's task to try the next one.
-fn report(state: &State, info: &StreamInfo, retry: &Sender<Take>, label: &str, snapshot: Snapshot, started: Instant) {
-    match snapshot {
-        Snapshot::Undecodable { take, error } => {
-            let _ = retry.send(take);
-            state.metrics().decode_errors.inc();
-            tracing::warn!(stream = %label, due_ms = take.due_ms, "snapshot picture did not decode: {error}; trying the next one");
-        }
-        Snapshot::Stored { take, stream_time_ms, outcome, .. } => {
-            state.metrics().snapshots.inc();
-            state.metrics().observe_latency(started.elapsed());
-            info.snapshots.fetch_add(1, Ordering::Relaxed);
-            *info.last_snapshot_url.lock().unwrap() = Some(outcome.stored.url.clone());
-            tracing::info!(stream = %label, seq = take.seq, stream_time_ms, object = %outcome.stored.object, bytes = outcome.bytes, "snapshot stored");
-        }
-        Snapshot::Failed { take, stream_time_ms, error, .. } => {
-            info.errors.fetch_add(1, Ordering::Relaxed);
-            if let Some((stage, component, kind)) = error.call_site() {
-                state.metrics().component_error(&stage.to_string(), component, kind);
-            }
-            tracing::error!(stream = %label, seq = take.seq, stream_time_ms, "snapshot failed: {error}");
-        }
+        self.live.finish();
     }
 }

@@ -1,0 +1,62 @@
+//! `/v1/{project_id}/streams`: live streams, a snapshot on demand
+//! (`POST …/{domain}/{app}/{stream}/snapshot`) and the latest snapshot of
+//! each (`GET …/{domain}/{app}/{stream}/latest.jpg`, never served stale).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State as AxState};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::run_blocking;
+use crate::app::State;
+use crate::control::{self, check_project};
+use crate::streams::StreamKey;
+
+/// GET: every live stream and the template capturing it.
+pub async fn list(AxState(state): AxState<Arc<State>>, Path(project): Path<String>) -> Result<Json<Value>, ApiError> {
+    check_project(&state, &project)?;
+    let list: Vec<_> = control::streams::list(&state)
+        .into_iter()
+        .map(|(s, t)| {
+            let template = t.map(|t| {
+                json!({"time_interval": t.interval.as_secs(), "snapshot_mode": t.snapshot_mode.to_string(),
+                       "object_write_mode": matches!(t.write_mode, crate::config::template::WriteMode::Instant) as u8,
+                       "bucket": t.bucket, "call_back_enable": if t.callback_url.is_some() { "on" } else { "off" }})
+            });
+            json!({"domain": s.domain, "app": s.app, "stream": s.stream, "peer": s.peer, "started_at": s.started_at,
+                   "frames": s.frames, "snapshots": s.snapshots, "errors": s.errors,
+                   "last_snapshot_url": s.last_snapshot_url, "template": template})
+        })
+        .collect();
+    Ok(Json(json!({"total": list.len(), "streams": list})))
+}
+
+/// POST: a snapshot of the newest picture now.
+pub async fn snapshot(
+    AxState(state): AxState<Arc<State>>,
+    Path((project, domain, app, stream)): Path<(String, String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    check_project(&state, &project)?;
+    let key: StreamKey = (domain.to_ascii_lowercase(), app, stream);
+    Ok(Json(control::streams::snapshot_now(&state, &key).await?))
+}
+
+/// GET `latest.jpg`: the newest stored snapshot (`ETag`, `no-cache`).
+pub async fn latest(
+    AxState(state): AxState<Arc<State>>,
+    Path((project, domain, app, stream)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    check_project(&state, &project)?;
+    let key: StreamKey = (domain.to_ascii_lowercase(), app, stream);
+    let (bytes, etag) = run_blocking(move || control::streams::latest(&state, &key)).await?;
+    let cache = [(header::CACHE_CONTROL, "no-cache".to_string()), (header::ETAG, etag.clone())];
+    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
+    }
+    Ok((cache, [(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response())
+}
