@@ -181,28 +181,13 @@ impl Connection {
             }
             17 => self.on_command(&m, m.payload.get(1..).unwrap_or_default(), events)?,
             20 => self.on_command(&m, &m.payload, events)?,
-            22 => self.on_aggregate(&m, events)?,
-            other => tracing::debug!(type_id = other, "ignoring RTMP message type"),
-        }
-        Ok(())
-    }
-
-    // Aggregate messages carry FLV tags (without the file header) whose
-    // timestamps are offset to the message's.
-    fn on_aggregate(&mut self, m: &Message, events: &mut Vec<Event>) -> Result<(), RtmpError> {
-        let mut p = &m.payload[..];
-        let mut base: Option<u32> = None;
-        while p.len() >= 11 {
-            let size = u32::from_be_bytes([0, p[1], p[2], p[3]]) as usize;
-            let ts = u32::from_be_bytes([p[7], p[4], p[5], p[6]]);
-            let Some(body) = p.get(11..11 + size) else {
-                return Err(RtmpError::Protocol("aggregate message tag runs past its end".into()));
-            };
-            let first = *base.get_or_insert(ts);
-            if p[0] & 0x1f == 9 && self.publishing.is_some() {
-                events.push(Event::Video { timestamp: m.timestamp.wrapping_add(ts.wrapping_sub(first)), data: body.to_vec() });
+            22 if self.publishing.is_some() => {
+                for (timestamp, data) in super::aggregate_video(&m)? {
+                    events.push(Event::Video { timestamp, data });
+                }
             }
-            p = p.get(11 + size + 4..).unwrap_or_default();
+            22 => {}
+            other => tracing::debug!(type_id = other, "ignoring RTMP message type"),
         }
         Ok(())
     }

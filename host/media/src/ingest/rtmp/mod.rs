@@ -1,10 +1,12 @@
-//! RTMP publishing, server side: the handshake, chunk streams, AMF0
-//! commands, and the publish flow (connect, releaseStream, FCPublish,
-//! createStream, publish, deleteStream). Video arrives as FLV video tag
+//! RTMP: the handshake, chunk streams, AMF0 commands; the server side of
+//! publishing (connect, releaseStream, FCPublish, createStream, publish,
+//! deleteStream) in [`connection`] and the client side of playing (connect,
+//! createStream, play) in [`client`]. Video arrives as FLV video tag
 //! bodies, parsed by [`super::flv::VideoTagParser`].
 
 pub mod amf0;
 pub mod chunk;
+pub mod client;
 pub mod connection;
 pub mod handshake;
 
@@ -24,6 +26,28 @@ pub enum RtmpError {
         /// What was wrong.
         detail: String,
     },
+}
+
+/// The video tags of an aggregate message (FLV tags without the file
+/// header), as (timestamp, tag body): their timestamps are offset to the
+/// message's.
+pub(crate) fn aggregate_video(m: &chunk::Message) -> Result<Vec<(u32, Vec<u8>)>, RtmpError> {
+    let mut p = &m.payload[..];
+    let mut base: Option<u32> = None;
+    let mut out = Vec::new();
+    while p.len() >= 11 {
+        let size = u32::from_be_bytes([0, p[1], p[2], p[3]]) as usize;
+        let ts = u32::from_be_bytes([p[7], p[4], p[5], p[6]]);
+        let Some(body) = p.get(11..11 + size) else {
+            return Err(RtmpError::Protocol("aggregate message tag runs past its end".into()));
+        };
+        let first = *base.get_or_insert(ts);
+        if p[0] & 0x1f == 9 {
+            out.push((m.timestamp.wrapping_add(ts.wrapping_sub(first)), body.to_vec()));
+        }
+        p = p.get(11 + size + 4..).unwrap_or_default();
+    }
+    Ok(out)
 }
 
 /// Where a publisher wants to publish, from its connect and publish calls.
