@@ -86,7 +86,9 @@ impl EgressPolicy {
     /// destination the operator named, such as `capture --callback-url`).
     pub fn allow_url_host(&mut self, url: &str) {
         let Ok(u) = url::Url::parse(url) else { return };
-        let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default()) else { return };
+        // Any port resolves the name; rtsp:// and rtmp:// have no known default.
+        let Some(host) = u.host_str() else { return };
+        let port = u.port_or_known_default().unwrap_or(0);
         let host = host.trim_start_matches('[').trim_end_matches(']');
         for a in (host, port).to_socket_addrs().into_iter().flatten() {
             let ip = canonical(a.ip());

@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod egress;
 pub mod encoding;
 pub mod pipeline;
+pub mod pull;
 pub mod runtime;
 pub mod secret;
 pub mod snapshot;

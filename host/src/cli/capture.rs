@@ -1,5 +1,6 @@
-//! `livesnap capture`: one run over a file or stdin through the same
-//! session, runtime and pipeline as the service.
+//! `livesnap capture`: one run over a file, stdin or a pulled live URL
+//! (RTSP, RTMP, HTTP-FLV) through the same session, runtime and pipeline as
+//! the service.
 
 use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -17,8 +18,9 @@ use livesnap::config::{Config, ConfigError, Template};
 use livesnap::delivery::{Delivery, DeliveryConfig, DeliveryStats};
 use livesnap::ingest::annexb::AnnexBReader;
 use livesnap::ingest::flv::FlvReader;
-use livesnap::ingest::{Demuxer, IngestError};
+use livesnap::ingest::{Demuxer, IngestError, VideoEvent};
 use livesnap::pipeline::Pipeline;
+use livesnap::pull;
 use livesnap::runtime::Runtime;
 use livesnap::runtime::bindings::types::StreamId;
 use livesnap::snapshot::{Snapshot, StreamCapture};
@@ -27,7 +29,9 @@ use livesnap::storage::Buckets;
 /// Arguments of `livesnap capture`.
 #[derive(Args)]
 pub struct CaptureArgs {
-    /// Input: an .flv file, a raw Annex-B .h264 file, or `-` for stdin.
+    /// Input: an .flv file, a raw Annex-B .h264 file, `-` for stdin, or a live URL to pull
+    /// (rtsp://[user:pass@]host/path — append #udp for RTP over UDP —, rtmp://host/app/stream,
+    /// http(s)://host/stream.flv).
     input: PathBuf,
     /// Application manifest [default: ./spin.toml if present, else the embedded default].
     #[arg(long)]
@@ -41,7 +45,7 @@ pub struct CaptureArgs {
     /// Application name: selects the template.
     #[arg(long, default_value = "live")]
     app: String,
-    /// Stream name [default: the input file's stem, `stdin` for -].
+    /// Stream name [default: the input file's stem, `stdin` for -, a URL's last path segment].
     #[arg(long)]
     stream: Option<String>,
     /// Override time_interval (seconds, 5-3600).
@@ -77,6 +81,9 @@ pub struct CaptureArgs {
     /// Print one JSON line per snapshot and a JSON summary on stdout.
     #[arg(long)]
     json: bool,
+    /// Stop after this much stream time (seconds) and finish as at the input's end.
+    #[arg(long)]
+    duration: Option<f64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -100,6 +107,10 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     if !(args.fps > 0.0 && args.fps <= 1000.0) {
         bail!("--fps must be in (0, 1000]");
     }
+    if args.duration.is_some_and(|d| !(d > 0.0 && d.is_finite())) {
+        bail!("--duration must be a positive number of seconds");
+    }
+    let url = args.input.to_str().filter(|s| pull::is_pull_url(s)).map(str::to_string);
     let config = load_config(&args)?;
     let template = config
         .template(&args.domain, &args.app)
@@ -111,9 +122,14 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let stream = match &args.stream {
         Some(s) => s.clone(),
         None if args.input.as_os_str() == "-" => "stdin".into(),
+        None if url.is_some() => url_stream_name(url.as_deref().unwrap_or_default()),
         None => args.input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "stream".into()),
     };
-    let (mut demuxer, size) = open_input(&args)?;
+    let (mut demuxer, size): (Box<dyn Demuxer>, Option<u64>) = match &url {
+        Some(url) => (open_url(&config, url)?, None),
+        None => open_input(&args)?,
+    };
+    let input_name = url.as_deref().map_or_else(|| args.input.display().to_string(), pull::redact);
     let pipeline = one_off_pipeline(&config, &template, args.callback_url.as_deref())?;
     let id = StreamId { domain: template.domain.clone(), app: template.app_name.clone(), stream: stream.clone() };
     tracing::info!(
@@ -127,12 +143,17 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let start_ms = args.start_time.map_or_else(livesnap::time::unix_ms, |s| s * 1000);
     let mut capture = StreamCapture::new(id, template, start_ms);
     let mut report = Report { stream, json: args.json, progress: progress_bar(size, args.json), totals: Totals::default() };
+    let mut limit = args.duration.map(|d| StreamTimeLimit { ms: (d * 1000.0).round() as u64, first_dts: None });
     let fatal = loop {
         let event = match demuxer.next_event() {
             Ok(Some(event)) => event,
             Ok(None) => break None,
             Err(e) => break Some(e),
         };
+        if limit.as_mut().is_some_and(|l| l.reached(&event)) {
+            tracing::info!(stream = %report.stream, "--duration reached; stopping");
+            break None;
+        }
         report.skipped(demuxer.take_warnings());
         report.progress.set_position(demuxer.position());
         if let Some(job) = capture.push(event) {
@@ -146,8 +167,41 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     report.progress.finish_and_clear();
     report.summary(capture.pictures(), pipeline.finish(), fatal.as_ref());
     match fatal {
-        Some(e) => Err(anyhow::Error::new(e).context(format!("reading {}", args.input.display()))),
+        Some(e) => Err(anyhow::Error::new(e).context(format!("reading {input_name}"))),
         None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Opens a live URL: the runtime config's egress policy, plus the URL's
+/// host, which the operator typed (cloud metadata addresses stay refused).
+fn open_url(config: &Config, url: &str) -> anyhow::Result<Box<dyn Demuxer>> {
+    let mut egress = config.runtime.egress.clone();
+    egress.allow_url_host(url);
+    let options = pull::PullOptions::new(Arc::new(egress));
+    tracing::info!(url = %pull::redact(url), "pulling");
+    Ok(pull::open(url, &options)?)
+}
+
+/// A URL's stream name: its last path segment without a `.flv` extension.
+fn url_stream_name(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    let path = path.split_once("://").map_or(path, |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
+    let last = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("stream");
+    last.strip_suffix(".flv").filter(|s| !s.is_empty()).unwrap_or(last).to_string()
+}
+
+/// `--duration`: stream time counted from the first picture's decode time.
+struct StreamTimeLimit {
+    ms: u64,
+    first_dts: Option<u64>,
+}
+
+impl StreamTimeLimit {
+    /// Whether `event` lies at or past the limit (and is not to be fed).
+    fn reached(&mut self, event: &VideoEvent) -> bool {
+        let VideoEvent::Unit(unit) = event else { return false };
+        let first = *self.first_dts.get_or_insert(unit.dts_ms);
+        unit.dts_ms.saturating_sub(first) >= self.ms
     }
 }
 
