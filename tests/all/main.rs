@@ -15,6 +15,7 @@ mod http_security;
 mod live;
 mod outbox;
 mod parsers;
+mod pull;
 mod receiver;
 mod s3;
 mod tenants;
