@@ -20,8 +20,9 @@ struct Cli {
 enum Command {
     /// Run the service: RTMP ingest and the HTTP server (API, /obs objects, /metrics).
     Up(cli::up::UpArgs),
-    /// Capture snapshots from a file (.flv, Annex-B .h264) or stdin with the same pipeline as the service.
-    Capture(cli::capture::CaptureArgs),
+    /// Capture snapshots from a file (.flv, Annex-B .h264), stdin or a live URL (rtsp://, rtmp://, http(s):// FLV)
+    /// with the same pipeline as the service.
+    Capture(Box<cli::capture::CaptureArgs>),
     /// Run each component's `[component.X.build] command` from the manifest.
     Build(cli::build::BuildArgs),
     /// Print a new random auth key (64 characters).
@@ -58,7 +59,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Up(args) => cli::up::run(args),
-        Command::Capture(args) => cli::capture::run(args),
+        Command::Capture(args) => cli::capture::run(*args),
         Command::Build(args) => cli::build::run(args),
         Command::Keygen => cli::keygen(),
         Command::Verify(args) => cli::verify::run(args),

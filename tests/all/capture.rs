@@ -15,7 +15,7 @@ fn ffprobe_field(path: &std::path::Path, field: &str) -> String {
 
 /// Each stored JPEG has the stream's size and is the picture ffmpeg decodes
 /// at the snapshot's stream time.
-fn assert_right_pictures(video: &std::path::Path, out_dir: &std::path::Path, lines: &[serde_json::Value]) {
+pub(crate) fn assert_right_pictures(video: &std::path::Path, out_dir: &std::path::Path, lines: &[serde_json::Value]) {
     for line in lines {
         let object = line["object"].as_str().unwrap();
         let (jpeg, w, h) = decode_jpeg(&out_dir.join(object));

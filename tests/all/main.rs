@@ -16,6 +16,7 @@ mod live;
 mod on_demand;
 mod outbox;
 mod parsers;
+mod pull;
 mod receiver;
 mod s3;
 mod tenants;
