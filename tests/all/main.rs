@@ -19,5 +19,6 @@ mod parsers;
 mod pull;
 mod receiver;
 mod s3;
+mod sources;
 mod tenants;
 mod tls;

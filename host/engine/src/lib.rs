@@ -19,6 +19,7 @@ pub mod pull;
 pub mod runtime;
 pub mod secret;
 pub mod snapshot;
+pub mod source;
 pub mod stage;
 pub mod state;
 pub mod storage;

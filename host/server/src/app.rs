@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::runtime::Runtime;
 use crate::runtime::http::HttpComponent;
+use crate::sources::SourceRegistry;
 use crate::state::StateDb;
 use crate::storage::Buckets;
 use crate::streams::Streams;
@@ -54,6 +55,7 @@ pub struct State {
     generation: AtomicU64,
     pipeline: Pipeline,
     streams: Streams,
+    sources: SourceRegistry,
     metrics: Metrics,
     buckets: Arc<Buckets>,
     workers: Arc<Semaphore>,
@@ -74,6 +76,7 @@ impl State {
             generation: AtomicU64::new(1),
             pipeline: parts.pipeline,
             streams: Streams::default(),
+            sources: SourceRegistry::default(),
             metrics: Metrics::default(),
             buckets: parts.buckets,
             workers: Arc::new(Semaphore::new(parts.workers)),
@@ -117,6 +120,11 @@ impl State {
     /// Live streams.
     pub fn streams(&self) -> &Streams {
         &self.streams
+    }
+
+    /// The running pull sources.
+    pub fn sources(&self) -> &SourceRegistry {
+        &self.sources
     }
 
     /// Counters.

@@ -6,7 +6,8 @@
 
 // The layers below, re-exported so paths read the same throughout.
 pub use livesnap_engine::{
-    capture, config, decode, delivery, egress, encoding, ingest, pipeline, runtime, session, snapshot, stage, state, storage, time, verify,
+    capture, config, decode, delivery, egress, encoding, ingest, pipeline, pull, runtime, session, snapshot, source, stage, state, storage,
+    time, verify,
 };
 
 pub mod api;
@@ -15,4 +16,5 @@ pub mod control;
 pub mod limiter;
 pub mod metrics;
 pub mod service;
+pub mod sources;
 pub mod streams;

@@ -20,6 +20,9 @@ pub struct Manifest {
     pub components: BTreeMap<String, ComponentDecl>,
     /// `[[trigger.http]]` routes, in file order.
     pub http_routes: Vec<HttpRoute>,
+    /// Pull sources: `[[trigger.snapshot.source]]` tables (`stream`, `url`)
+    /// under a template, captured with it.
+    pub sources: Vec<crate::source::Source>,
 }
 
 /// A `[[trigger.http]]` entry.
@@ -96,6 +99,13 @@ struct RawTriggers {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    stream: String,
+    url: String,
+}
+
+#[derive(Deserialize)]
 struct RawHttpTrigger {
     route: String,
     component: String,
@@ -154,11 +164,28 @@ pub fn parse(text: &str, dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Re
         }
     };
     let mut templates = Vec::new();
+    let mut sources = Vec::new();
     for (i, value) in raw.trigger.snapshot.into_iter().enumerate() {
-        let value = substitute(value, &resolve)?;
+        let mut value = substitute(value, &resolve)?;
+        let declared = value.as_table_mut().and_then(|t| t.remove("source"));
         let config: SnapshotConfig = value
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(format!("[[trigger.snapshot]] #{}: {}", i + 1, e.message())))?;
+        if let Some(declared) = declared {
+            let list: Vec<RawSource> = declared.try_into().map_err(|e: toml::de::Error| {
+                ConfigError::Invalid(format!("[[trigger.snapshot.source]] of #{}: {}", i + 1, e.message()))
+            })?;
+            for s in list {
+                let source = crate::source::Source {
+                    domain: config.domain.to_ascii_lowercase(),
+                    app: config.app().into(),
+                    stream: s.stream,
+                    url: s.url,
+                };
+                source.validate().map_err(|e| ConfigError::Invalid(format!("[[trigger.snapshot.source]] {}: {e}", source.label())))?;
+                sources.push(source);
+            }
+        }
         templates.push(config);
     }
     let mut components = BTreeMap::new();
@@ -199,7 +226,7 @@ pub fn parse(text: &str, dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Re
         }
         http_routes.push(HttpRoute { route: t.route, component: t.component });
     }
-    Ok(Manifest { path: None, templates, components, http_routes })
+    Ok(Manifest { path: None, templates, components, http_routes, sources })
 }
 
 /// Replaces `{{ name }}` in every string with the variable's value.

@@ -288,7 +288,8 @@ impl Runtime {
         *self.egress.write().unwrap() = egress;
     }
 
-    fn egress(&self) -> Arc<crate::egress::EgressPolicy> {
+    /// The egress policy outbound requests are held to.
+    pub fn egress(&self) -> Arc<crate::egress::EgressPolicy> {
         self.egress.read().unwrap().clone()
     }
 

@@ -124,9 +124,19 @@ pub trait OutboxTable: Send + Sync {
 
 /// All the state a node keeps: what a shared database takes over when there
 /// are several nodes.
-pub trait StateDb: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable {}
+pub trait StateDb: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable {}
 
-impl<T: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable> StateDb for T {}
+impl<T: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable> StateDb for T {}
+
+/// Pull sources created through the API.
+pub trait SourceTable: Send + Sync {
+    /// Every source, by domain, app and stream.
+    fn sources(&self) -> Result<Vec<crate::source::Source>, StateError>;
+    /// Creates or replaces the source of its stream; true if it replaced one.
+    fn put_source(&self, source: &crate::source::Source) -> Result<bool, StateError>;
+    /// Deletes a stream's source; false if it had none.
+    fn delete_source(&self, domain: &str, app: &str, stream: &str) -> Result<bool, StateError>;
+}
 
 /// Ingest URL validation key chains, by push domain.
 pub trait KeyChainTable: Send + Sync {

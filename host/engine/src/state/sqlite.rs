@@ -6,10 +6,11 @@ use std::sync::Mutex;
 use rusqlite::{Connection, ErrorCode, params};
 
 use super::{
-    KeyChainTable, KeyValueTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable, StateError,
+    KeyChainTable, KeyValueTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable, SourceTable, StateError,
     TemplateTable,
 };
 use crate::ingest::url_auth::KeyChain;
+use crate::source::Source;
 use crate::template::SnapshotConfig;
 
 /// Migrations in order; `PRAGMA user_version` records how many ran.
@@ -61,6 +62,15 @@ const MIGRATIONS: &[&str] = &[
         key TEXT NOT NULL,
         auth_type TEXT NOT NULL,
         timeout_secs INTEGER NOT NULL
+    );",
+    // 6: pull sources.
+    "CREATE TABLE sources (
+        domain TEXT NOT NULL,
+        app TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        url TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (domain, app, stream)
     );",
 ];
 
@@ -281,6 +291,35 @@ impl KeyChainTable for SqliteState {
     fn delete_key_chain(&self, domain: &str) -> Result<bool, StateError> {
         let db = self.db.lock().unwrap();
         Ok(db.execute("DELETE FROM key_chains WHERE domain = ?1", params![domain])? > 0)
+    }
+}
+
+impl SourceTable for SqliteState {
+    fn sources(&self) -> Result<Vec<Source>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare("SELECT domain, app, stream, url FROM sources ORDER BY domain, app, stream")?;
+        let rows = q.query_map([], |r| Ok(Source { domain: r.get(0)?, app: r.get(1)?, stream: r.get(2)?, url: r.get(3)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_source(&self, s: &Source) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        let existed: bool = db.query_row(
+            "SELECT EXISTS(SELECT 1 FROM sources WHERE domain = ?1 AND app = ?2 AND stream = ?3)",
+            params![s.domain, s.app, s.stream],
+            |r| r.get(0),
+        )?;
+        db.execute(
+            "INSERT INTO sources (domain, app, stream, url, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(domain, app, stream) DO UPDATE SET url = ?4",
+            params![s.domain, s.app, s.stream, s.url, crate::time::unix_secs() as i64],
+        )?;
+        Ok(existed)
+    }
+
+    fn delete_source(&self, domain: &str, app: &str, stream: &str) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        Ok(db.execute("DELETE FROM sources WHERE domain = ?1 AND app = ?2 AND stream = ?3", params![domain, app, stream])? > 0)
     }
 }
 

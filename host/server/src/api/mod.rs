@@ -9,6 +9,7 @@ pub mod guard;
 pub mod key_chain;
 mod params;
 pub mod snapshot;
+pub mod sources;
 pub mod streams;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -50,6 +51,8 @@ pub fn router(state: Arc<State>) -> Router {
             "/v1/{project_id}/stream/snapshot",
             get(snapshot::query).post(snapshot::create).put(snapshot::modify).delete(snapshot::delete),
         )
+        .route("/v1/{project_id}/sources", get(sources::list))
+        .route("/v1/{project_id}/sources/{domain}/{app}/{stream}", axum::routing::put(sources::put).delete(sources::delete))
         .route("/v1/{project_id}/streams", get(streams::list))
         .route("/v1/{project_id}/streams/{domain}/{app}/{stream}/snapshot", axum::routing::post(streams::snapshot))
         .route("/v1/{project_id}/streams/{domain}/{app}/{stream}/latest.jpg", get(streams::latest))

@@ -9,6 +9,7 @@ pub mod callbacks;
 pub mod key_chains;
 pub mod modules;
 pub mod reload;
+pub mod sources;
 pub mod streams;
 pub mod templates;
 

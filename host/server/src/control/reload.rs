@@ -24,6 +24,7 @@ impl Writer<'_> {
         let n = config.templates.len();
         self.install_http_routes(self, routes);
         self.install(self, config);
+        self.sources().changed();
         Ok(n)
     }
 }

@@ -4,6 +4,7 @@
 pub mod http_server;
 mod live;
 mod publisher;
+mod pull;
 pub mod tls;
 
 use crate::app::Parts;
@@ -130,6 +131,7 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     if let Some(path) = manifest_path {
         tokio::spawn(watch_manifest(path, state.clone(), cancel.clone()));
     }
+    tokio::spawn(pull::run_sources(state.clone(), cancel.clone(), publishers.clone()));
 
     shutdown.await;
     tracing::info!("shutting down: closing publishers, finishing snapshots in flight");

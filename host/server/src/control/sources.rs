@@ -1,0 +1,78 @@
+//! Pull sources: each maps a URL to a stream identity captured as if that
+//! stream were pushed. Declared in the manifest (read-only here) or created
+//! through the API; the service runs them (`service::pull`).
+
+use super::{ControlError, Writer};
+use crate::app::State;
+use crate::source::Source;
+use crate::sources::SourceStatus;
+use crate::streams::StreamKey;
+
+/// Where a source is declared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// `[[trigger.snapshot.source]]` in the manifest.
+    Manifest,
+    /// Created through the API.
+    Api,
+}
+
+/// Every wanted source: the manifest's first, then the API's (one per
+/// stream; the manifest wins). Blocking (the database).
+pub fn wanted(state: &State) -> Result<Vec<(Source, Origin)>, ControlError> {
+    let mut out: Vec<(Source, Origin)> = state.config().manifest.sources.iter().map(|s| (s.clone(), Origin::Manifest)).collect();
+    for s in state.db().sources()? {
+        if !out.iter().any(|(m, _)| key_of(m) == key_of(&s)) {
+            out.push((s, Origin::Api));
+        }
+    }
+    Ok(out)
+}
+
+/// Every source with its state. Blocking (the database).
+pub fn list(state: &State) -> Result<Vec<(Source, Origin, Option<SourceStatus>)>, ControlError> {
+    let with_status = |(s, o): (Source, Origin)| {
+        let status = state.sources().status(&key_of(&s));
+        (s, o, status)
+    };
+    Ok(wanted(state)?.into_iter().map(with_status).collect())
+}
+
+/// The stream a source feeds.
+pub fn key_of(s: &Source) -> StreamKey {
+    (s.domain.clone(), s.app.clone(), s.stream.clone())
+}
+
+impl Writer<'_> {
+    /// Creates or replaces the API source of a stream; true if it replaced
+    /// one. Its domain and app need a template.
+    pub fn put_source(&self, mut source: Source) -> Result<bool, ControlError> {
+        source.domain = source.domain.to_ascii_lowercase();
+        source.validate().map_err(ControlError::Invalid)?;
+        if self.config().manifest.sources.iter().any(|m| key_of(m) == key_of(&source)) {
+            return Err(ControlError::ReadOnly(format!("the source of {} is declared in the manifest (spin.toml)", source.label())));
+        }
+        if self.config().template(&source.domain, &source.app).is_none() {
+            return Err(ControlError::Invalid(format!("no snapshot template for domain '{}' app '{}'", source.domain, source.app)));
+        }
+        let replaced = self.db().put_source(&source)?;
+        tracing::info!(stream = %source.label(), url = %source.display_url(), replaced, "pull source set through the API");
+        self.sources().changed();
+        Ok(replaced)
+    }
+
+    /// Deletes the API source of a stream; it stops at once.
+    pub fn delete_source(&self, domain: &str, app: &str, stream: &str) -> Result<(), ControlError> {
+        let domain = domain.to_ascii_lowercase();
+        let key: StreamKey = (domain.clone(), app.into(), stream.into());
+        if self.config().manifest.sources.iter().any(|m| key_of(m) == key) {
+            return Err(ControlError::ReadOnly(format!("the source of {domain}/{app}/{stream} is declared in the manifest (spin.toml)")));
+        }
+        if !self.db().delete_source(&domain, app, stream)? {
+            return Err(ControlError::NotFound(format!("no source for {domain}/{app}/{stream}")));
+        }
+        tracing::info!(stream = %format!("{domain}/{app}/{stream}"), "pull source deleted through the API");
+        self.sources().changed();
+        Ok(())
+    }
+}
