@@ -132,6 +132,25 @@ fn instant_mode_keeps_exactly_one_object_per_stream() {
 }
 
 #[test]
+fn a_domain_without_a_template_is_captured_with_the_default_settings_and_says_so() {
+    let video = small_baseline_flv();
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let (lines, _, output) =
+        capture(dir.path(), &video, &["--out", out.to_str().unwrap(), "--domain", "cams.example.com", "--app", "door", "--stream", "s1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no template for domain 'cams.example.com' app 'door': capturing with the settings of localhost/live")
+    );
+    assert_eq!(lines.len(), 4, "the default interval (5 s) over 20 s");
+    for line in &lines {
+        let object = line["object"].as_str().unwrap();
+        assert!(object.starts_with("snapshot/cams.example.com/door/s1/"), "{object}");
+        assert!(out.join(object).is_file());
+    }
+}
+
+#[test]
 fn image_object_format_and_prefix_from_the_manifest() {
     let video = small_baseline_flv();
     let dir = tempdir();
@@ -209,9 +228,11 @@ fn overrides_are_validated_like_templates() {
     let out = run(livesnap().current_dir(dir.path()).arg("capture").arg(&video).args(["--interval", "4"]));
     assert!(!out.status.success());
     assert!(stderr(&out).contains("time_interval: 4 is outside 5-3600"), "{}", stderr(&out));
-    let out = run(livesnap().current_dir(dir.path()).arg("capture").arg(&video).args(["--domain", "unknown.example"]));
+    // A domain without a template takes the default settings, but its name
+    // is still validated as a template's.
+    let out = run(livesnap().current_dir(dir.path()).arg("capture").arg(&video).args(["--domain", "not a domain!"]));
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("no snapshot template for domain 'unknown.example'"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("invalid value: domain:"), "{}", stderr(&out));
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

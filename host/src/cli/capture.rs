@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use livesnap::config::runtime::{Backend, BucketConfig};
-use livesnap::config::{Config, ConfigError, Template};
+use livesnap::config::{Config, ConfigError, SnapshotConfig, Template};
 use livesnap::delivery::{Delivery, DeliveryConfig, DeliveryStats};
 use livesnap::ingest::annexb::AnnexBReader;
 use livesnap::ingest::flv::FlvReader;
@@ -318,9 +318,24 @@ struct Totals {
 fn load_config(args: &CaptureArgs) -> anyhow::Result<Config> {
     let base = Config::load(args.manifest.as_deref(), args.runtime_config.as_deref())?;
     let (mut manifest, mut runtime) = (base.manifest, base.runtime);
-    let Some(raw) = manifest.templates.iter_mut().find(|t| t.domain == args.domain && t.app() == args.app) else {
-        return Ok(Config::new(manifest, runtime, &[])?);
-    };
+    let selected = |t: &SnapshotConfig| t.domain.eq_ignore_ascii_case(&args.domain) && t.app() == args.app;
+    if !manifest.templates.iter().any(selected) {
+        // A file has no publisher to refuse: capture it under the identity
+        // asked for, with the default template's settings (or the first's).
+        let base = manifest.templates.iter().find(|t| t.domain == "localhost" && t.app() == "live").or(manifest.templates.first());
+        let Some(base) = base.cloned() else {
+            return Ok(Config::new(manifest, runtime, &[])?);
+        };
+        tracing::info!(
+            "no template for domain '{}' app '{}': capturing with the settings of {}/{}",
+            args.domain,
+            args.app,
+            base.domain,
+            base.app()
+        );
+        manifest.templates.push(SnapshotConfig { domain: args.domain.clone(), app_name: Some(args.app.clone()), ..base });
+    }
+    let raw = manifest.templates.iter_mut().find(|t| selected(t)).expect("added above");
     if let Some(i) = args.interval {
         raw.time_interval = i;
     }
@@ -351,7 +366,7 @@ fn load_config(args: &CaptureArgs) -> anyhow::Result<Config> {
         runtime.buckets.push(BucketConfig { name: bucket, location, backend: Backend::Fs { path: dir.clone() } });
     }
     Config::new(manifest, runtime, &[]).map_err(|e| match e {
-        ConfigError::Template { source, .. } => anyhow::anyhow!("invalid value: {source}"),
+        ConfigError::Template { field, .. } => anyhow::anyhow!("invalid value: {field}"),
         other => other.into(),
     })
 }

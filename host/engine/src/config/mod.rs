@@ -48,14 +48,15 @@ pub enum ConfigError {
         message: String,
     },
     /// A template field is invalid.
-    #[error("template for domain '{domain}' app '{app}': {source}")]
+    #[error("template for domain '{domain}' app '{app}': {field}")]
     Template {
         /// Its domain.
         domain: String,
         /// Its app.
         app: String,
-        /// The field.
-        source: FieldError,
+        /// The field and what is wrong with it (in the message, so not a
+        /// `source`: an error chain would print it twice).
+        field: FieldError,
     },
     /// Anything else that is wrong with the configuration.
     #[error("{0}")]
@@ -83,19 +84,29 @@ pub struct Config {
     pub templates: Vec<Arc<Template>>,
 }
 
+/// The embedded default manifest, its templates in the service region (they
+/// use the embedded `snapshots` bucket, which is always there).
+pub fn embedded_manifest(runtime: &RuntimeConfig) -> Result<Manifest, ConfigError> {
+    let mut manifest = manifest::parse(EMBEDDED_MANIFEST, Path::new("."), &|_| None)?;
+    for t in &mut manifest.templates {
+        t.obs_location.location = runtime.region.clone();
+    }
+    Ok(manifest)
+}
+
 impl Config {
     /// Loads the manifest (the given one, else `./spin.toml` if present,
     /// else the embedded default) and the runtime config (the given one,
     /// else the embedded default), and validates every template.
     pub fn load(manifest: Option<&Path>, runtime: Option<&Path>) -> Result<Self, ConfigError> {
-        let manifest = match manifest {
-            Some(path) => manifest::load(path)?,
-            None if Path::new("spin.toml").exists() => manifest::load(Path::new("spin.toml"))?,
-            None => manifest::parse(EMBEDDED_MANIFEST, Path::new("."), &|_| None)?,
-        };
         let runtime = match runtime {
             Some(path) => RuntimeConfig::load(path)?,
             None => RuntimeConfig::embedded(Path::new(".")),
+        };
+        let manifest = match manifest {
+            Some(path) => manifest::load(path)?,
+            None if Path::new("spin.toml").exists() => manifest::load(Path::new("spin.toml"))?,
+            None => embedded_manifest(&runtime)?,
         };
         Self::new(manifest, runtime, &[])
     }
@@ -108,10 +119,10 @@ impl Config {
         let served = runtime.served_domains(&manifest);
         for (raw, origin) in manifest.templates.iter().map(|t| (t, Origin::Manifest)).chain(api.iter().map(|t| (t, Origin::Api))) {
             let facts = HostFacts { region: &runtime.region, buckets: &buckets, domains: (origin == Origin::Api).then_some(&served[..]) };
-            let mut t = raw.validate(&facts).map_err(|source| ConfigError::Template {
+            let mut t = raw.validate(&facts).map_err(|field| ConfigError::Template {
                 domain: raw.domain.clone(),
                 app: raw.app().to_string(),
-                source,
+                field,
             })?;
             t.origin = origin;
             if let Some(other) = templates.iter().find(|o| o.domain == t.domain && o.app_name == t.app_name) {
@@ -139,10 +150,10 @@ impl Config {
             let buckets = self.runtime.bucket_locations();
             let served = self.runtime.served_domains(&self.manifest);
             let facts = HostFacts { region: &self.runtime.region, buckets: &buckets, domains: Some(&served[..]) };
-            let mut t = raw.validate(&facts).map_err(|source| ConfigError::Template {
+            let mut t = raw.validate(&facts).map_err(|field| ConfigError::Template {
                 domain: raw.domain.clone(),
                 app: raw.app().to_string(),
-                source,
+                field,
             })?;
             t.origin = Origin::Api;
             if templates.iter().any(|o| o.domain == t.domain && o.app_name == t.app_name) {
@@ -156,5 +167,44 @@ impl Config {
     /// The template for an ingest (domain, app).
     pub fn template(&self, domain: &str, app: &str) -> Option<&Arc<Template>> {
         self.templates.iter().find(|t| t.domain == domain && t.app_name == app)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_region_and_declared_buckets_keep_the_embedded_defaults_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runtime-config.toml");
+        std::fs::write(&path, "region = \"cn-north-4\"\n[[bucket]]\nname = \"shots\"\nbackend = \"fs\"\npath = \"shots\"\n").unwrap();
+        let runtime = RuntimeConfig::load(&path).unwrap();
+        let names: Vec<&str> = runtime.buckets.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["shots", "snapshots"]);
+        let config = Config::new(embedded_manifest(&runtime).unwrap(), runtime, &[]).unwrap();
+        let t = config.template("localhost", "live").unwrap();
+        assert_eq!((t.bucket.as_str(), t.location.as_str()), ("snapshots", "cn-north-4"));
+    }
+
+    #[test]
+    fn a_template_error_says_its_field_once() {
+        let runtime = RuntimeConfig::embedded(Path::new("."));
+        let mut manifest = embedded_manifest(&runtime).unwrap();
+        manifest.templates[0].obs_location.bucket = "elsewhere".into();
+        let e = Config::new(manifest, runtime, &[]).unwrap_err();
+        let chain = anyhow_like(&e);
+        assert_eq!(chain.matches("is not authorized").count(), 1, "{chain}");
+    }
+
+    /// The message with its sources, as `anyhow`'s `{:#}` prints it.
+    fn anyhow_like(e: &dyn std::error::Error) -> String {
+        let mut out = e.to_string();
+        let mut next = e.source();
+        while let Some(s) = next {
+            out.push_str(&format!(": {s}"));
+            next = s.source();
+        }
+        out
     }
 }

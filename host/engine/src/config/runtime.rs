@@ -227,6 +227,9 @@ impl RuntimeConfig {
     }
 }
 
+/// The fs bucket every configuration has (under the state folder).
+pub const EMBEDDED_BUCKET: &str = "snapshots";
+
 fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
     let region = raw.region.unwrap_or_else(|| "local".into());
     let state_dir = base.join(raw.state_dir.unwrap_or_else(|| ".livesnap".into()));
@@ -261,11 +264,12 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
             check_bucket_folder(&b.name, path, &state_dir)?;
         }
     }
-    if buckets.is_empty() {
+    // Declared buckets add to the embedded one (the default templates use it).
+    if !buckets.iter().any(|b| b.name == EMBEDDED_BUCKET) {
         buckets.push(BucketConfig {
-            name: "snapshots".into(),
+            name: EMBEDDED_BUCKET.into(),
             location: region.clone(),
-            backend: Backend::Fs { path: state_dir.join("snapshots") },
+            backend: Backend::Fs { path: state_dir.join(EMBEDDED_BUCKET) },
         });
     }
     Ok(RuntimeConfig {

@@ -102,7 +102,7 @@ impl Writer<'_> {
     /// a write costs the same however many templates there are.
     fn candidate(&self, domain: &str, app: &str, raw: Option<&SnapshotConfig>) -> Result<crate::config::Config, ControlError> {
         let config = self.config().with_api_template(domain, app, raw).map_err(|e| match e {
-            crate::config::ConfigError::Template { source, .. } => ControlError::Invalid(source.to_string()),
+            crate::config::ConfigError::Template { field, .. } => ControlError::Invalid(field.to_string()),
             other => ControlError::Invalid(other.to_string()),
         })?;
         if let Some(t) = config.template(domain, app) {
