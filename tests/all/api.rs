@@ -163,7 +163,6 @@ fn every_invalid_value_is_refused_with_its_field_and_nothing_is_stored() {
         (with(&["obs_location", "bucket"], json!("unknown-bucket")), 400, "obs_location.bucket"),
         (with(&["obs_location", "location"], json!("cn-north-4")), 400, "obs_location.location"),
         (with(&["obs_location", "object"], json!("../up")), 400, "obs_location.object"),
-        (with(&["obs_location", "extra"], json!(1)), 400, "unknown field"),
         (with(&["call_back_enable"], json!("yes")), 400, "call_back_enable"),
         (with(&["call_back_enable"], json!("on")), 400, "call_back_url: required"),
         (with(&["call_back_url"], json!("ftp://x/y")), 400, "call_back_url"),
@@ -177,7 +176,6 @@ fn every_invalid_value_is_refused_with_its_field_and_nothing_is_stored() {
         (with(&["image_access_domain"], json!("bad domain")), 400, "image_access_domain"),
         (with(&["functions"], json!({"encode": "no-such-component"})), 400, "no-such-component"),
         (with(&["image_quality"], json!(101)), 400, "image_quality"),
-        (with(&["unknown_field"], json!(1)), 400, "unknown field `unknown_field`"),
         ("{not json".into(), 400, "not a valid snapshot config"),
         ("[]".into(), 400, "not a valid snapshot config"),
         ("{}".into(), 400, "missing field"),
@@ -215,6 +213,18 @@ fn every_invalid_value_is_refused_with_its_field_and_nothing_is_stored() {
     assert_eq!((status, answer["error_code"].as_str()), (403, Some("LIVE.100011003")), "{answer}");
     let (status, _) = c.call("POST", "/stream/snapshot", Some(manifest_one.to_string().as_bytes()));
     assert_eq!(status, 409);
+
+    // Fields Huawei's API does not know are ignored, as it does, not stored.
+    let (status, answer) = c.call("POST", "/stream/snapshot", Some(with(&["obs_location", "extra"], json!(1)).as_bytes()));
+    assert_eq!(status, 201, "{answer}");
+    let mut extra = valid.clone();
+    extra["app_name"] = json!("t2");
+    extra["unknown_field"] = json!(1);
+    let (status, answer) = c.call("POST", "/stream/snapshot", Some(extra.to_string().as_bytes()));
+    assert_eq!(status, 201, "{answer}");
+    let (_, list) = c.call("GET", "/stream/snapshot?domain=127.0.0.1", None);
+    assert_eq!(list["total"], 3, "{list}");
+    assert!(!list.to_string().contains("unknown_field") && !list.to_string().contains("extra"), "{list}");
 }
 
 #[test]
@@ -334,4 +344,31 @@ fn a_template_in_both_the_manifest_and_the_database_is_a_startup_error() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn an_sdk_update_keeps_livesnaps_extension_fields() {
+    let dir = tempdir();
+    let service = Service::start(dir.path(), &[]);
+    let c = service.api();
+    let obs = json!({"bucket": "snapshots", "location": "local"});
+    let full = json!({"domain": "127.0.0.1", "app_name": "ext", "time_interval": 5, "obs_location": obs,
+                      "functions": {"encode": "encode-jpeg"}});
+    let (status, answer) = c.call("POST", "/stream/snapshot", Some(full.to_string().as_bytes()));
+    assert_eq!(status, 201, "{answer}");
+    // Huawei's SDK sends only Huawei's fields.
+    let huawei = json!({"domain": "127.0.0.1", "app_name": "ext", "time_interval": 10, "obs_location": obs});
+    let updated = sdk(&service, &c, &["update", &huawei.to_string()]);
+    assert_eq!(updated["ok"], true, "{updated}");
+    let (_, list) = c.call("GET", "/stream/snapshot?domain=127.0.0.1&app_name=ext", None);
+    let t = &list["snapshot_config_list"][0];
+    assert_eq!((t["time_interval"].as_u64(), t["functions"]["encode"].as_str()), (Some(10), Some("encode-jpeg")), "{list}");
+
+    // Every answer has its own X-Request-Id, errors too.
+    let ids: Vec<String> = ["/stream/snapshot?domain=127.0.0.1", "/stream/snapshot"]
+        .iter()
+        .map(|path| c.get_raw(path, None).1.get("x-request-id").cloned().expect("an X-Request-Id"))
+        .collect();
+    assert!(ids.iter().all(|id| id.len() == 32 && id.chars().all(|ch| ch.is_ascii_hexdigit())), "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
 }

@@ -63,6 +63,40 @@ pub struct SnapshotConfig {
     pub function_memory_mb: Option<i64>,
 }
 
+impl SnapshotConfig {
+    /// Every field's name, as written.
+    pub const FIELDS: &[&str] = &[
+        "domain",
+        "app_name",
+        "time_interval",
+        "object_write_mode",
+        "obs_location",
+        "call_back_enable",
+        "call_back_url",
+        "auth_key",
+        "snapshot_mode",
+        "image_object_format",
+        "image_access_protocol",
+        "image_access_domain",
+        "functions",
+        "image_quality",
+        "auth_validity",
+        "function_timeout_ms",
+        "function_memory_mb",
+    ];
+
+    /// Takes livesnap's extension fields (functions, limits, quality) that
+    /// this config leaves unset from `stored`: Huawei's SDK cannot send them,
+    /// so a PUT through it must not reset them.
+    pub fn keep_extensions_of(&mut self, stored: &SnapshotConfig) {
+        self.functions = self.functions.take().or_else(|| stored.functions.clone());
+        self.image_quality = self.image_quality.or(stored.image_quality);
+        self.auth_validity = self.auth_validity.or(stored.auth_validity);
+        self.function_timeout_ms = self.function_timeout_ms.or(stored.function_timeout_ms);
+        self.function_memory_mb = self.function_memory_mb.or(stored.function_memory_mb);
+    }
+}
+
 /// Huawei's `obs_location`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +108,11 @@ pub struct ObsLocation {
     /// Object-name prefix; `snapshot` when absent.
     #[serde(default)]
     pub object: Option<String>,
+}
+
+impl ObsLocation {
+    /// Every field's name, as written.
+    pub const FIELDS: &[&str] = &["bucket", "location", "object"];
 }
 
 /// Component names for the three stages; unset stages use the defaults.
@@ -375,6 +414,14 @@ fn validate_format(format: &str, mode: WriteMode) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_field_lists_are_the_structs_fields() {
+        let keys = |v: serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<std::collections::BTreeSet<_>>();
+        let fields = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<std::collections::BTreeSet<_>>();
+        assert_eq!(keys(serde_json::to_value(SnapshotConfig::default()).unwrap()), fields(SnapshotConfig::FIELDS));
+        assert_eq!(keys(serde_json::to_value(ObsLocation::default()).unwrap()), fields(ObsLocation::FIELDS));
+    }
 
     fn buckets() -> Vec<(String, String)> {
         vec![("snapshots".into(), "local".into())]

@@ -73,7 +73,25 @@ pub fn router(state: Arc<State>) -> Router {
         .merge(api)
         .fallback(http_trigger)
         .layer(Extension(guard))
+        .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Gives every response an `X-Request-Id` (as Huawei's gateway does; the
+/// SDK reads it into its responses and exceptions), logged with failures.
+async fn request_id(request: Request, next: Next) -> Response {
+    let mut id = [0u8; 16];
+    let _ = getrandom::fill(&mut id);
+    let id = hex::encode(id);
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let mut response = next.run(request).await;
+    if response.status().is_server_error() {
+        tracing::warn!(request_id = %id, %method, %path, status = response.status().as_u16(), "API request failed");
+    }
+    if let Ok(value) = header::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 /// Largest request body a `[[trigger.http]]` component gets.

@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::params::Params;
 use super::run_blocking;
 use crate::app::State;
+use crate::config::template::ObsLocation;
 use crate::config::{SnapshotConfig, Template};
 use crate::control::{self, check_project};
 
@@ -69,10 +70,19 @@ pub async fn delete(
     Ok(Json(json!({})))
 }
 
-/// Parses a LiveSnapshotConfig body, naming the field at fault.
+/// Parses a LiveSnapshotConfig body, naming the field at fault. Fields
+/// it does not know are ignored, as Huawei's API does.
 fn parse_body(body: &[u8]) -> Result<SnapshotConfig, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut value: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("the body is not a valid snapshot config: {e}")))?;
+    let Some(fields) = value.as_object_mut() else {
+        return Err(ApiError::invalid("the body is not a valid snapshot config: not a JSON object"));
+    };
+    fields.retain(|k, _| SnapshotConfig::FIELDS.contains(&k.as_str()));
+    if let Some(Value::Object(obs)) = fields.get_mut("obs_location") {
+        obs.retain(|k, _| ObsLocation::FIELDS.contains(&k.as_str()));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." || path == "?" || path.is_empty() {

@@ -66,6 +66,7 @@ impl Writer<'_> {
                 if config.auth_key.as_deref() == Some(MASK) {
                     config.auth_key = Some(t.auth_key.clone());
                 }
+                config.keep_extensions_of(&t.raw);
             }
             None => return Err(ControlError::NotFound(format!("no template for domain '{}' app '{app}'", config.domain))),
         }
