@@ -17,6 +17,7 @@ mod on_demand;
 mod outbox;
 mod parsers;
 mod pull;
+mod realtime;
 mod receiver;
 mod s3;
 mod sources;

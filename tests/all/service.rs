@@ -315,3 +315,15 @@ pub fn flv_video_tags(path: &Path) -> Vec<(u32, Vec<u8>)> {
     }
     out
 }
+
+/// Whether `s` looks like `YYYY-MM-DDThh:mm:ssZ`.
+pub fn iso_utc_like(s: &str) -> bool {
+    s.len() == 20
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            19 => b == b'Z',
+            _ => b.is_ascii_digit(),
+        })
+}

@@ -4,6 +4,8 @@
 usage: live_api.py ENDPOINT AK SK PROJECT_ID create|update JSON
        live_api.py ENDPOINT AK SK PROJECT_ID list DOMAIN [APP] [LIMIT] [OFFSET]
        live_api.py ENDPOINT AK SK PROJECT_ID delete DOMAIN APP
+       live_api.py ENDPOINT AK SK PROJECT_ID online DOMAIN [APP] [STREAM]
+       live_api.py ENDPOINT AK SK PROJECT_ID usage [DOMAIN] [START_TIME] [END_TIME]   (the v2 client)
 Prints one JSON object: {"ok": true, "body": ...} or
 {"ok": false, "status": ..., "error_code": ..., "error_msg": ...}.
 """
@@ -14,9 +16,12 @@ import sys
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.exceptions import exceptions
 from huaweicloudsdkcore.http.http_config import HttpConfig
+from huaweicloudsdklive.v2 import ListSnapshotDataRequest
+from huaweicloudsdklive.v2 import LiveClient as LiveClientV2
 from huaweicloudsdklive.v1 import (
     CreateSnapshotConfigRequest,
     DeleteSnapshotConfigRequest,
+    ListLiveStreamsOnlineRequest,
     ListSnapshotConfigsRequest,
     LiveClient,
     LiveSnapshotConfig,
@@ -39,6 +44,13 @@ def main():
     http_config = HttpConfig.get_default_config()
     if os.environ.get("LIVESNAP_TEST_CA"):
         http_config.ssl_ca_cert = os.environ["LIVESNAP_TEST_CA"]
+    v2 = (
+        LiveClientV2.new_builder()
+        .with_credentials(BasicCredentials(ak, sk, project))
+        .with_http_config(http_config)
+        .with_endpoints([endpoint])
+        .build()
+    )
     client = (
         LiveClient.new_builder()
         .with_credentials(BasicCredentials(ak, sk, project))
@@ -62,11 +74,22 @@ def main():
             r = client.list_snapshot_configs(req)
         elif op == "delete":
             r = client.delete_snapshot_config(DeleteSnapshotConfigRequest(domain=args[0], app_name=args[1]))
+        elif op == "online":
+            req = ListLiveStreamsOnlineRequest(publish_domain=args[0])
+            if len(args) > 1:
+                req.app = args[1]
+            if len(args) > 2:
+                req.stream = args[2]
+            r = client.list_live_streams_online(req)
+        elif op == "usage":
+            fields = dict(zip(["publish_domain", "start_time", "end_time"], args))
+            r = v2.list_snapshot_data(ListSnapshotDataRequest(**{k: v for k, v in fields.items() if v}))
         else:
             raise SystemExit(f"unknown operation {op}")
-        print(json.dumps({"ok": True, "status": r.status_code, "body": r.to_dict()}))
+        print(json.dumps({"ok": True, "status": r.status_code, "body": r.to_dict()}, default=str))
     except exceptions.ClientRequestException as e:
-        print(json.dumps({"ok": False, "status": e.status_code, "error_code": e.error_code, "error_msg": e.error_msg}))
+        print(json.dumps({"ok": False, "status": e.status_code, "error_code": e.error_code, "error_msg": e.error_msg,
+                          "request_id": e.request_id}))
 
 
 if __name__ == "__main__":

@@ -124,9 +124,19 @@ pub trait OutboxTable: Send + Sync {
 
 /// All the state a node keeps: what a shared database takes over when there
 /// are several nodes.
-pub trait StateDb: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable {}
+pub trait StateDb: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable + UsageTable {}
 
-impl<T: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable> StateDb for T {}
+impl<T: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable + UsageTable> StateDb for T {}
+
+/// Snapshots stored, per domain and hour (what usage is billed on).
+pub trait UsageTable: Send + Sync {
+    /// Counts one snapshot stored for `domain` in the hour starting at unix
+    /// second `hour` (a multiple of 3600).
+    fn count_snapshot(&self, domain: &str, hour: i64) -> Result<(), StateError>;
+    /// Snapshots per hour from `from` to `to` (hour starts, inclusive) for
+    /// `domain`, or all domains; hours without snapshots are left out.
+    fn snapshot_counts(&self, domain: Option<&str>, from: i64, to: i64) -> Result<Vec<(i64, u64)>, StateError>;
+}
 
 /// Pull sources created through the API.
 pub trait SourceTable: Send + Sync {

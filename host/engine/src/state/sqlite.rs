@@ -7,7 +7,7 @@ use rusqlite::{Connection, ErrorCode, params};
 
 use super::{
     KeyChainTable, KeyValueTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable, SourceTable, StateError,
-    TemplateTable,
+    TemplateTable, UsageTable,
 };
 use crate::ingest::url_auth::KeyChain;
 use crate::source::Source;
@@ -71,6 +71,13 @@ const MIGRATIONS: &[&str] = &[
         url TEXT NOT NULL,
         created_at INTEGER NOT NULL,
         PRIMARY KEY (domain, app, stream)
+    );",
+    // 7: snapshots stored per domain and hour (usage).
+    "CREATE TABLE usage (
+        domain TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        snapshots INTEGER NOT NULL,
+        PRIMARY KEY (domain, hour)
     );",
 ];
 
@@ -291,6 +298,28 @@ impl KeyChainTable for SqliteState {
     fn delete_key_chain(&self, domain: &str) -> Result<bool, StateError> {
         let db = self.db.lock().unwrap();
         Ok(db.execute("DELETE FROM key_chains WHERE domain = ?1", params![domain])? > 0)
+    }
+}
+
+impl UsageTable for SqliteState {
+    fn count_snapshot(&self, domain: &str, hour: i64) -> Result<(), StateError> {
+        let db = self.db.lock().unwrap();
+        db.execute(
+            "INSERT INTO usage (domain, hour, snapshots) VALUES (?1, ?2, 1)
+             ON CONFLICT(domain, hour) DO UPDATE SET snapshots = snapshots + 1",
+            params![domain, hour],
+        )?;
+        Ok(())
+    }
+
+    fn snapshot_counts(&self, domain: Option<&str>, from: i64, to: i64) -> Result<Vec<(i64, u64)>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare(
+            "SELECT hour, SUM(snapshots) FROM usage WHERE hour BETWEEN ?1 AND ?2 AND (?3 IS NULL OR domain = ?3)
+             GROUP BY hour ORDER BY hour",
+        )?;
+        let rows = q.query_map(params![from, to, domain], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 

@@ -11,6 +11,7 @@ mod params;
 pub mod snapshot;
 pub mod sources;
 pub mod streams;
+pub mod usage;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -51,8 +52,10 @@ pub fn router(state: Arc<State>) -> Router {
             "/v1/{project_id}/stream/snapshot",
             get(snapshot::query).post(snapshot::create).put(snapshot::modify).delete(snapshot::delete),
         )
+        .route("/v2/{project_id}/stats/snapshot", get(usage::snapshots))
         .route("/v1/{project_id}/sources", get(sources::list))
         .route("/v1/{project_id}/sources/{domain}/{app}/{stream}", axum::routing::put(sources::put).delete(sources::delete))
+        .route("/v1/{project_id}/realtime/streams", get(streams::online))
         .route("/v1/{project_id}/streams", get(streams::list))
         .route("/v1/{project_id}/streams/{domain}/{app}/{stream}/snapshot", axum::routing::post(streams::snapshot))
         .route("/v1/{project_id}/streams/{domain}/{app}/{stream}/latest.jpg", get(streams::latest))
@@ -77,12 +80,17 @@ pub fn router(state: Arc<State>) -> Router {
         .with_state(state)
 }
 
+/// The id of the request being answered (also its `X-Request-Id`).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
 /// Gives every response an `X-Request-Id` (as Huawei's gateway does; the
 /// SDK reads it into its responses and exceptions), logged with failures.
-async fn request_id(request: Request, next: Next) -> Response {
+async fn request_id(mut request: Request, next: Next) -> Response {
     let mut id = [0u8; 16];
     let _ = getrandom::fill(&mut id);
     let id = hex::encode(id);
+    request.extensions_mut().insert(RequestId(id.clone()));
     let (method, path) = (request.method().clone(), request.uri().path().to_string());
     let mut response = next.run(request).await;
     if response.status().is_server_error() {

@@ -4,14 +4,15 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::{Path, State as AxState};
+use axum::extract::{Path, RawQuery, State as AxState};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::run_blocking;
+use super::params::Params;
+use super::{RequestId, run_blocking};
 use crate::app::State;
 use crate::control::{self, check_project};
 use crate::streams::StreamKey;
@@ -59,4 +60,38 @@ pub async fn latest(
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
     }
     Ok((cache, [(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response())
+}
+
+/// GET `/v1/{project_id}/realtime/streams`: Huawei's `ListLiveStreamsOnline`
+/// (`publish_domain` required; `app`, `stream`, `offset`, `limit`), with
+/// codec, frame rates, bitrates and resolution measured from each stream.
+pub async fn online(
+    AxState(state): AxState<Arc<State>>,
+    Path(project): Path<String>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    check_project(&state, &project)?;
+    let params = Params::parse(q.as_deref().unwrap_or(""))?;
+    let domain = params.required("publish_domain")?;
+    let (app, stream) = (params.get("app"), params.get("stream"));
+    if stream.is_some() && app.is_none() {
+        return Err(ApiError::invalid("app: required with stream"));
+    }
+    let page = params.page(10, 100)?;
+    let listing = control::streams::online(&state, &domain, app.as_deref(), stream.as_deref(), page);
+    let streams: Vec<Value> = listing
+        .items
+        .iter()
+        .map(|o| {
+            json!({"publish_domain": o.key.0, "app": o.key.1, "stream": o.key.2,
+                   "video_codec": o.video_codec, "audio_codec": o.audio_codec,
+                   "video_frame_rate": o.rates.video_fps, "audio_frame_rate": o.rates.audio_fps,
+                   "video_bitrate": o.rates.video_kbps, "audio_bitrate": o.rates.audio_kbps,
+                   "resolution": o.resolution, "client_ip": o.client_ip,
+                   "start_time": crate::time::iso_utc(o.started_at as i64)})
+        })
+        .collect();
+    Ok(Json(json!({"total_page": listing.total.div_ceil(page.limit), "total_num": listing.total, "offset": page.offset,
+                   "limit": page.limit, "request_id": request_id, "streams": streams})))
 }

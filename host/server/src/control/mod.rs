@@ -12,6 +12,7 @@ pub mod reload;
 pub mod sources;
 pub mod streams;
 pub mod templates;
+pub mod usage;
 
 use crate::app::State;
 pub use crate::app::Writer;

@@ -7,9 +7,10 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::ControlError;
+use super::{Listing, Page};
 use crate::app::State;
 use crate::config::Template;
-use crate::streams::{OnDemand, StreamKey, StreamView};
+use crate::streams::{OnDemand, Rates, StreamKey, StreamView};
 
 /// How long an on-demand snapshot may take: the next picture of the stream,
 /// decoding from the GOP's IDR, and the functions.
@@ -65,4 +66,63 @@ pub fn latest(state: &State, key: &StreamKey) -> Result<(Vec<u8>, String), Contr
         .ok_or_else(|| ControlError::NotFound(format!("the latest snapshot {} is gone from its bucket", stored.object)))?;
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16]));
     Ok((bytes, etag))
+}
+
+/// A live stream as Huawei's `ListLiveStreamsOnline` shows it.
+#[derive(Debug)]
+pub struct Online {
+    /// Domain, app, stream.
+    pub key: StreamKey,
+    /// `H264` (the only codec accepted).
+    pub video_codec: &'static str,
+    /// `AAC`, `MP3`, or empty without audio.
+    pub audio_codec: &'static str,
+    /// Measured rates.
+    pub rates: Rates,
+    /// `WIDTHxHEIGHT` once a picture was decoded.
+    pub resolution: String,
+    /// The publisher's address (a pulled stream: its server's host).
+    pub client_ip: String,
+    /// Unix seconds it went live.
+    pub started_at: u64,
+}
+
+/// Live streams of `domain` (and `app`, and `stream`), a page of them, in
+/// name order.
+pub fn online(state: &State, domain: &str, app: Option<&str>, stream: Option<&str>, page: Page) -> Listing<Online> {
+    let mut matching: Vec<_> = state
+        .streams()
+        .entries()
+        .into_iter()
+        .filter(|i| i.key.0.eq_ignore_ascii_case(domain) && app.is_none_or(|a| a == i.key.1) && stream.is_none_or(|s| s == i.key.2))
+        .collect();
+    matching.sort_by(|a, b| a.key.cmp(&b.key));
+    let total = matching.len();
+    let items = matching
+        .into_iter()
+        .skip(page.offset)
+        .take(page.limit)
+        .map(|i| Online {
+            key: i.key.clone(),
+            video_codec: "H264",
+            audio_codec: match *i.audio_format.lock().unwrap() {
+                Some(10) => "AAC",
+                Some(2 | 14) => "MP3",
+                _ => "",
+            },
+            rates: i.meter.lock().unwrap().rates(),
+            resolution: i.resolution.lock().unwrap().map(|(w, h)| format!("{w}x{h}")).unwrap_or_default(),
+            client_ip: client_ip(&i.peer),
+            started_at: i.started_at,
+        })
+        .collect();
+    Listing { total, items }
+}
+
+/// The IP of a publisher's `ip:port`, or the host of a pulled stream's URL.
+fn client_ip(peer: &str) -> String {
+    match peer.parse::<std::net::SocketAddr>() {
+        Ok(addr) => addr.ip().to_string(),
+        Err(_) => url::Url::parse(peer).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default(),
+    }
 }

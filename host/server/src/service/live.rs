@@ -92,6 +92,7 @@ impl LiveStream {
             self.capture.retry(take);
         }
         if let VideoEvent::Unit(unit) = &event {
+            self.info.meter.lock().unwrap().video(unit.pts_ms, unit.data.len());
             self.state.metrics().frames.inc();
             let frames = self.info.frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if frames >= NO_KEYFRAME_WARNING && !self.warned_no_keyframe && !self.capture.has_started() && !unit.idr {
@@ -110,6 +111,12 @@ impl LiveStream {
                 }
             }
         }
+    }
+
+    /// Counts an audio frame (audio is measured, not kept).
+    pub fn on_audio(&self, format: u8, bytes: usize) {
+        self.info.meter.lock().unwrap().audio(bytes);
+        self.info.audio_format.lock().unwrap().get_or_insert(format);
     }
 
     /// Picks up a changed template from the next snapshot on.
@@ -194,8 +201,10 @@ fn report(state: &State, info: &StreamInfo, retry: Option<&Sender<Take>>, label:
         }
         Snapshot::Stored { take, stream_time_ms, outcome, .. } => {
             state.metrics().snapshots.inc();
+            crate::control::usage::count_snapshot(state, &info.key.0);
             state.metrics().observe_latency(started.elapsed());
             info.snapshots.fetch_add(1, Relaxed);
+            *info.resolution.lock().unwrap() = Some((outcome.width, outcome.height));
             *info.last_snapshot.lock().unwrap() = Some(StoredSnapshot {
                 bucket: outcome.stored.bucket.clone(),
                 object: outcome.stored.object.clone(),

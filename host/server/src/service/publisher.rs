@@ -137,6 +137,11 @@ async fn publish(
                         stream.on_video(timestamp, &data)?;
                     }
                 }
+                Event::Audio { format, bytes, .. } => {
+                    if let Some(stream) = live.as_ref() {
+                        stream.live.on_audio(format, bytes);
+                    }
+                }
                 Event::Unpublished => {
                     if let Some(mut stream) = live.take() {
                         stream.finish();

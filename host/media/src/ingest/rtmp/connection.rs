@@ -31,6 +31,15 @@ pub enum Event {
         /// The tag body.
         data: Vec<u8>,
     },
+    /// An audio message (an FLV audio tag body), counted, not kept.
+    Audio {
+        /// Message timestamp, ms.
+        timestamp: u32,
+        /// The FLV sound format (10 AAC, 2 MP3, …).
+        format: u8,
+        /// Its size.
+        bytes: usize,
+    },
     /// The peer stopped publishing (FCUnpublish / deleteStream / closeStream).
     Unpublished,
 }
@@ -173,7 +182,14 @@ impl Connection {
                 }
             }
             5 => self.peer_window = Some(u32_at(&m.payload)?.max(1)),
-            8 | 15 | 18 => {} // audio, metadata
+            8 => {
+                if self.publishing.is_some()
+                    && let Some(&first) = m.payload.first()
+                {
+                    events.push(Event::Audio { timestamp: m.timestamp, format: first >> 4, bytes: m.payload.len() });
+                }
+            }
+            15 | 18 => {} // metadata
             9 => {
                 if self.publishing.is_some() {
                     events.push(Event::Video { timestamp: m.timestamp, data: m.payload });
