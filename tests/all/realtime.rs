@@ -2,22 +2,8 @@
 //! the v2 client) through Huawei's own Python SDK, measured from a real
 //! ffmpeg publisher with audio.
 
-use std::path::Path;
-use std::process::Command;
-
-use serde_json::Value;
-
 use crate::service::*;
 use crate::support::*;
-
-fn sdk(service: &Service, c: &Api, args: &[&str]) -> Value {
-    let python = std::env::var("LIVESNAP_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sdk/live_api.py");
-    let out =
-        Command::new(&python).arg(script).args([&service.http, &c.access_key, &c.secret_key, &c.project]).args(args).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| panic!("the SDK script failed:\n{stdout}\n{}", stderr(&out)))
-}
 
 /// 20 s of 320x240 30 fps Baseline video and 64 kbit/s AAC, FLV.
 fn audio_video_flv() -> std::path::PathBuf {

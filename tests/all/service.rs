@@ -327,3 +327,19 @@ pub fn iso_utc_like(s: &str) -> bool {
             _ => b.is_ascii_digit(),
         })
 }
+
+/// One call through Huawei's SDK (tests/sdk/live_api.py).
+pub fn sdk(service: &Service, c: &Api, args: &[&str]) -> serde_json::Value {
+    let python = std::env::var("LIVESNAP_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sdk/live_api.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .args([&service.http, &c.access_key, &c.secret_key, &c.project])
+        .args(args)
+        .output()
+        .expect("python for the Huawei SDK (scripts/setup --test installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!("the SDK script failed (is huaweicloudsdklive installed? run scripts/setup --test):\n{stdout}\n{}", stderr(&out))
+    })
+}
