@@ -287,12 +287,12 @@ fn quotas_bound_templates_and_modules() {
     };
     assert_eq!(api.call("POST", "/stream/snapshot", Some(template("q1").as_bytes())).0, 201);
     let (status, answer) = api.call("POST", "/stream/snapshot", Some(template("q2").as_bytes()));
-    assert_eq!((status, answer["error_code"].as_str()), (403, Some("LIVE.100011007")), "{answer}");
+    assert_eq!((status, answer["error_code"].as_str()), (400, Some("LIVE.103011020")), "{answer}");
     let module = std::fs::read(functions_dir().join("hostile_encode.wasm")).unwrap();
     assert_eq!(api.call("PUT", "/functions/m1", Some(&module)).0, 201);
     assert_eq!(api.call("PUT", "/functions/m1", Some(&module)).0, 200, "replacing one stays within the quota");
     let (status, answer) = api.call("PUT", "/functions/m2", Some(&module));
-    assert_eq!((status, answer["error_code"].as_str()), (403, Some("LIVE.100011007")), "{answer}");
+    assert_eq!((status, answer["error_code"].as_str()), (400, Some("LIVE.103011020")), "{answer}");
 }
 
 #[test]

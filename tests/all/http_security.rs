@@ -163,7 +163,7 @@ fn bodies_are_read_only_after_authentication_with_the_routes_limit_and_in_time()
         .collect();
     for (s, creds) in held.iter_mut().zip(&credentials) {
         let (status, _, body) = read_response(s).unwrap_or_else(|| panic!("closed without an answer ({creds})"));
-        assert_eq!((status, body["error_code"].as_str()), (401, Some("LIVE.100011002")), "{creds}: {body}");
+        assert_eq!((status, body["error_code"].as_str()), (401, Some("APIGW.0301")), "{creds}: {body}");
         assert_closed_by_server(s, "after refusing an unread body");
     }
 
@@ -172,7 +172,7 @@ fn bodies_are_read_only_after_authentication_with_the_routes_limit_and_in_time()
     let head = format!("PUT {path} HTTP/1.1\r\nHost: {host}\r\nX-Auth-Token: {}\r\nContent-Length: {}\r\n\r\n", c.token, 33 << 20);
     s.write_all(head.as_bytes()).unwrap();
     let (status, _, body) = read_response(&mut s).unwrap();
-    assert_eq!((status, body["error_code"].as_str()), (413, Some("LIVE.100011006")), "{body}");
+    assert_eq!((status, body["error_code"].as_str()), (413, Some("LIVE.100011001")), "{body}");
 
     // ... a body that stops coming is answered 408 and the connection closed,
     // while the API keeps answering.
@@ -182,7 +182,7 @@ fn bodies_are_read_only_after_authentication_with_the_routes_limit_and_in_time()
     stalled.write_all(b"\0asm-a-few-bytes").unwrap();
     assert_eq!(c.call("GET", "/streams", None).0, 200, "the API answers meanwhile");
     let (status, _, body) = read_response(&mut stalled).unwrap();
-    assert_eq!((status, body["error_code"].as_str()), (408, Some("LIVE.100011008")), "{body}");
+    assert_eq!((status, body["error_code"].as_str()), (408, Some("LIVE.100011001")), "{body}");
     assert_closed_by_server(&mut stalled, "after a body timeout");
 
     // A module over axum's default 2 MB is read and judged on its content.
@@ -221,7 +221,7 @@ fn signed_bodies_cannot_be_swapped_replayed_or_left_unsigned() {
         answer(r.send(body.as_bytes()))
     };
     let refused = |(status, body): (u16, Value), why: &str| {
-        assert_eq!((status, body["error_code"].as_str()), (401, Some("LIVE.100011002")), "{why}: {body}");
+        assert_eq!((status, body["error_code"].as_str()), (401, Some("APIGW.0301")), "{why}: {body}");
         body["error_msg"].as_str().unwrap().to_string()
     };
 

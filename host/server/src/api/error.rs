@@ -17,30 +17,28 @@ pub struct ApiError {
 }
 
 /// Error codes (documented in the README and /openapi.json).
+/// Huawei Live's documented error codes (its API reference's error code
+/// table and per-operation examples), and its API gateway's for
+/// authentication and throttling.
 pub mod codes {
-    /// A request parameter or body field is invalid.
+    /// 400: a request parameter or body field is invalid ("Request Illegal").
     pub const INVALID: &str = "LIVE.100011001";
-    /// Authentication failed.
-    pub const UNAUTHORIZED: &str = "LIVE.100011002";
-    /// The resource is read-only (defined in the manifest).
-    pub const FORBIDDEN: &str = "LIVE.100011003";
-    /// No such resource.
-    pub const NOT_FOUND: &str = "LIVE.100011004";
-    /// The resource already exists.
-    pub const CONFLICT: &str = "LIVE.100011005";
-    /// The body is too large.
-    pub const TOO_LARGE: &str = "LIVE.100011006";
-    /// The body did not arrive in time.
-    pub const TIMEOUT: &str = "LIVE.100011008";
-    /// Too many failed authentications from the client's address (Huawei
-    /// API gateway's throttling code).
+    /// 401: the gateway refused the credentials (API gateway code).
+    pub const UNAUTHORIZED: &str = "APIGW.0301";
+    /// 404: the resource to access does not exist.
+    pub const NOT_FOUND: &str = "LIVE.103011019";
+    /// 400: the resource already exists.
+    pub const EXISTS: &str = "LIVE.103011018";
+    /// 400: the operation is not allowed in the resource's current state
+    /// (in use, or defined in the manifest).
+    pub const NOT_ALLOWED: &str = "LIVE.103011022";
+    /// 400: a quota is used up (Huawei's "maximum number reached").
+    pub const QUOTA: &str = "LIVE.103011020";
+    /// 429: too many failed authentications from the client's address
+    /// (the API gateway's throttling code).
     pub const THROTTLED: &str = "APIGW.0308";
-    /// The server is busy with other requests; retry later.
-    pub const BUSY: &str = "LIVE.100011503";
-    /// A quota of the project is used up.
-    pub const QUOTA: &str = "LIVE.100011007";
-    /// The server failed.
-    pub const INTERNAL: &str = "LIVE.100011500";
+    /// 500 (and 503): server internal error, retry later.
+    pub const INTERNAL: &str = "LIVE.100011005";
 }
 
 impl ApiError {
@@ -52,29 +50,29 @@ impl ApiError {
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self { status: StatusCode::UNAUTHORIZED, code: codes::UNAUTHORIZED, message: message.into() }
     }
-    /// 403.
-    pub fn forbidden(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::FORBIDDEN, code: codes::FORBIDDEN, message: message.into() }
+    /// 400: not allowed in the resource's state (in use, read-only).
+    pub fn not_allowed(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, code: codes::NOT_ALLOWED, message: message.into() }
     }
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self { status: StatusCode::NOT_FOUND, code: codes::NOT_FOUND, message: message.into() }
     }
-    /// 409.
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::CONFLICT, code: codes::CONFLICT, message: message.into() }
+    /// 400: it exists already.
+    pub fn exists(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, code: codes::EXISTS, message: message.into() }
     }
-    /// 413.
+    /// 413 (the body is an invalid request; Huawei documents no code of its own).
     pub fn too_large(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::PAYLOAD_TOO_LARGE, code: codes::TOO_LARGE, message: message.into() }
+        Self { status: StatusCode::PAYLOAD_TOO_LARGE, code: codes::INVALID, message: message.into() }
     }
-    /// 403 for a used-up quota.
+    /// 400 for a used-up quota.
     pub fn quota(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::FORBIDDEN, code: codes::QUOTA, message: message.into() }
+        Self { status: StatusCode::BAD_REQUEST, code: codes::QUOTA, message: message.into() }
     }
-    /// 408: the body did not arrive in time.
+    /// 408: the body did not arrive in time (an invalid request).
     pub fn timeout(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::REQUEST_TIMEOUT, code: codes::TIMEOUT, message: message.into() }
+        Self { status: StatusCode::REQUEST_TIMEOUT, code: codes::INVALID, message: message.into() }
     }
     /// 429: too many failed authentications.
     pub fn throttled(message: impl Into<String>) -> Self {
@@ -82,7 +80,7 @@ impl ApiError {
     }
     /// 503: busy; retry later.
     pub fn busy(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::SERVICE_UNAVAILABLE, code: codes::BUSY, message: message.into() }
+        Self { status: StatusCode::SERVICE_UNAVAILABLE, code: codes::INTERNAL, message: message.into() }
     }
     /// 500; the cause is logged, not returned.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
@@ -96,8 +94,8 @@ impl From<crate::control::ControlError> for ApiError {
         use crate::control::ControlError as C;
         match e {
             C::Invalid(m) => Self::invalid(m),
-            C::Conflict(m) => Self::conflict(m),
-            C::ReadOnly(m) => Self::forbidden(m),
+            C::Conflict(m) => Self::exists(m),
+            C::InUse(m) | C::ReadOnly(m) => Self::not_allowed(m),
             C::NotFound(m) => Self::not_found(m),
             C::Quota(m) => Self::quota(m),
             C::Unavailable(m) => Self::busy(m),

@@ -24,9 +24,12 @@ pub enum ControlError {
     /// A field or parameter is invalid.
     #[error("{0}")]
     Invalid(String),
-    /// The resource exists, or is in use.
+    /// The resource exists already.
     #[error("{0}")]
     Conflict(String),
+    /// The resource is in use.
+    #[error("{0}")]
+    InUse(String),
     /// The resource is read-only (defined in the manifest).
     #[error("{0}")]
     ReadOnly(String),

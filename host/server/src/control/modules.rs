@@ -162,7 +162,7 @@ impl Writer<'_> {
     pub fn delete_module(&self, name: &str) -> Result<(), ControlError> {
         let users = users_of(self, name);
         if !users.is_empty() {
-            return Err(ControlError::Conflict(format!("function '{name}' is used by {}", users.join(", "))));
+            return Err(ControlError::InUse(format!("function '{name}' is used by {}", users.join(", "))));
         }
         if !self.db().delete_module(name)? {
             return Err(ControlError::NotFound(format!("no uploaded function '{name}'")));

@@ -201,7 +201,6 @@ fn report(state: &State, info: &StreamInfo, retry: Option<&Sender<Take>>, label:
         }
         Snapshot::Stored { take, stream_time_ms, outcome, .. } => {
             state.metrics().snapshots.inc();
-            crate::control::usage::count_snapshot(state, &info.key.0);
             state.metrics().observe_latency(started.elapsed());
             info.snapshots.fetch_add(1, Relaxed);
             *info.resolution.lock().unwrap() = Some((outcome.width, outcome.height));
@@ -211,6 +210,8 @@ fn report(state: &State, info: &StreamInfo, retry: Option<&Sender<Take>>, label:
                 url: outcome.stored.url.clone(),
             });
             tracing::info!(stream = %label, seq = take.seq, stream_time_ms, object = %outcome.stored.object, bytes = outcome.bytes, "snapshot stored");
+            // Last, so the database write does not delay the counters the API shows.
+            crate::control::usage::count_snapshot(state, &info.key.0);
         }
         Snapshot::Failed { take, stream_time_ms, error, .. } => {
             info.errors.fetch_add(1, Relaxed);
