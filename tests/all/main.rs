@@ -10,6 +10,7 @@ mod callbacks;
 mod capture;
 mod components;
 mod decode;
+mod domains;
 mod hardening;
 mod http_security;
 mod live;

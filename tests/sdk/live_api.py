@@ -6,6 +6,9 @@ usage: live_api.py ENDPOINT AK SK PROJECT_ID create|update JSON
        live_api.py ENDPOINT AK SK PROJECT_ID delete DOMAIN APP
        live_api.py ENDPOINT AK SK PROJECT_ID online DOMAIN [APP] [STREAM]
        live_api.py ENDPOINT AK SK PROJECT_ID usage [DOMAIN] [START_TIME] [END_TIME]   (the v2 client)
+       live_api.py ENDPOINT AK SK PROJECT_ID domain-create JSON | domain-update JSON
+       live_api.py ENDPOINT AK SK PROJECT_ID domain-show [DOMAIN] | domain-delete DOMAIN
+       live_api.py ENDPOINT AK SK PROJECT_ID obs-authority BUCKET 1|0
 Prints one JSON object: {"ok": true, "body": ...} or
 {"ok": false, "status": ..., "error_code": ..., "error_msg": ...}.
 """
@@ -19,6 +22,14 @@ from huaweicloudsdkcore.http.http_config import HttpConfig
 from huaweicloudsdklive.v2 import ListSnapshotDataRequest
 from huaweicloudsdklive.v2 import LiveClient as LiveClientV2
 from huaweicloudsdklive.v1 import (
+    CreateDomainRequest,
+    DeleteDomainRequest,
+    LiveDomainCreateReq,
+    LiveDomainModifyReq,
+    ObsAuthorityConfigV2,
+    ShowDomainRequest,
+    UpdateDomainRequest,
+    UpdateObsBucketAuthorityPublicRequest,
     CreateSnapshotConfigRequest,
     DeleteSnapshotConfigRequest,
     ListLiveStreamsOnlineRequest,
@@ -81,6 +92,17 @@ def main():
             if len(args) > 2:
                 req.stream = args[2]
             r = client.list_live_streams_online(req)
+        elif op == "domain-create":
+            r = client.create_domain(CreateDomainRequest(body=LiveDomainCreateReq(**json.loads(args[0]))))
+        elif op == "domain-show":
+            r = client.show_domain(ShowDomainRequest(domain=args[0] if args else None))
+        elif op == "domain-update":
+            r = client.update_domain(UpdateDomainRequest(body=LiveDomainModifyReq(**json.loads(args[0]))))
+        elif op == "domain-delete":
+            r = client.delete_domain(DeleteDomainRequest(domain=args[0]))
+        elif op == "obs-authority":
+            body = ObsAuthorityConfigV2(bucket=args[0], operation=int(args[1]))
+            r = client.update_obs_bucket_authority_public(UpdateObsBucketAuthorityPublicRequest(body=body))
         elif op == "usage":
             fields = dict(zip(["publish_domain", "start_time", "end_time"], args))
             r = v2.list_snapshot_data(ListSnapshotDataRequest(**{k: v for k, v in fields.items() if v}))

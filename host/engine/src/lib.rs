@@ -12,6 +12,7 @@ pub use livesnap_media::{capture, decode, ingest, session};
 
 pub mod config;
 pub mod delivery;
+pub mod domain;
 pub mod egress;
 pub mod encoding;
 pub mod pipeline;

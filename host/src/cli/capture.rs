@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use livesnap::config::runtime::{Backend, BucketConfig};
-use livesnap::config::{Config, ConfigError, SnapshotConfig, Template};
+use livesnap::config::{Config, ConfigError, SnapshotConfig, Stored, Template};
 use livesnap::delivery::{Delivery, DeliveryConfig, DeliveryStats};
 use livesnap::ingest::annexb::AnnexBReader;
 use livesnap::ingest::flv::FlvReader;
@@ -324,7 +324,7 @@ fn load_config(args: &CaptureArgs) -> anyhow::Result<Config> {
         // asked for, with the default template's settings (or the first's).
         let base = manifest.templates.iter().find(|t| t.domain == "localhost" && t.app() == "live").or(manifest.templates.first());
         let Some(base) = base.cloned() else {
-            return Ok(Config::new(manifest, runtime, &[])?);
+            return Ok(Config::new(manifest, runtime, &Stored::default())?);
         };
         tracing::info!(
             "no template for domain '{}' app '{}': capturing with the settings of {}/{}",
@@ -365,7 +365,7 @@ fn load_config(args: &CaptureArgs) -> anyhow::Result<Config> {
         runtime.buckets.retain(|b| b.name != bucket);
         runtime.buckets.push(BucketConfig { name: bucket, location, backend: Backend::Fs { path: dir.clone() } });
     }
-    Config::new(manifest, runtime, &[]).map_err(|e| match e {
+    Config::new(manifest, runtime, &Stored::default()).map_err(|e| match e {
         ConfigError::Template { field, .. } => anyhow::anyhow!("invalid value: {field}"),
         other => other.into(),
     })

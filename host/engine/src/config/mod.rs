@@ -13,6 +13,7 @@ pub mod tls;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::domain::Domain;
 pub use manifest::Manifest;
 pub use runtime::RuntimeConfig;
 pub use template::{FieldError, HostFacts, Origin, SnapshotConfig, Template};
@@ -82,6 +83,21 @@ pub struct Config {
     pub manifest: Manifest,
     /// Validated templates, shared: a configuration change copies pointers, not templates.
     pub templates: Vec<Arc<Template>>,
+    /// Domains created through the API.
+    pub domains: Vec<Domain>,
+    /// Buckets authorized for API templates (the embedded one always is).
+    pub authorized_buckets: Vec<String>,
+}
+
+/// What the state database adds to a configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Stored {
+    /// Templates created through the API.
+    pub templates: Vec<SnapshotConfig>,
+    /// Domains created through the API.
+    pub domains: Vec<Domain>,
+    /// Buckets authorized for API templates.
+    pub authorized_buckets: Vec<String>,
 }
 
 /// The embedded default manifest, its templates in the service region (they
@@ -108,17 +124,30 @@ impl Config {
             None if Path::new("spin.toml").exists() => manifest::load(Path::new("spin.toml"))?,
             None => embedded_manifest(&runtime)?,
         };
-        Self::new(manifest, runtime, &[])
+        Self::new(manifest, runtime, &Stored::default())
     }
 
     /// Validates the manifest's templates, then those created through the
-    /// API (whose domains must be served), against the runtime config.
-    pub fn new(manifest: Manifest, runtime: RuntimeConfig, api: &[SnapshotConfig]) -> Result<Self, ConfigError> {
-        let buckets = runtime.bucket_locations();
+    /// API (whose domains must be served and buckets authorized), against
+    /// the runtime config.
+    pub fn new(manifest: Manifest, runtime: RuntimeConfig, stored: &Stored) -> Result<Self, ConfigError> {
+        let mut config = Self {
+            runtime,
+            manifest,
+            templates: Vec::new(),
+            domains: stored.domains.clone(),
+            authorized_buckets: stored.authorized_buckets.clone(),
+        };
+        let all_buckets = config.runtime.bucket_locations();
+        let authorized = config.authorized_bucket_locations();
+        let served = config.served_domains();
+        let api = stored.templates.iter().map(|t| (t, Origin::Api));
         let mut templates: Vec<Arc<Template>> = Vec::new();
-        let served = runtime.served_domains(&manifest);
-        for (raw, origin) in manifest.templates.iter().map(|t| (t, Origin::Manifest)).chain(api.iter().map(|t| (t, Origin::Api))) {
-            let facts = HostFacts { region: &runtime.region, buckets: &buckets, domains: (origin == Origin::Api).then_some(&served[..]) };
+        for (raw, origin) in config.manifest.templates.iter().map(|t| (t, Origin::Manifest)).chain(api) {
+            let facts = match origin {
+                Origin::Manifest => HostFacts { region: &config.runtime.region, buckets: &all_buckets, domains: None },
+                Origin::Api => HostFacts { region: &config.runtime.region, buckets: &authorized, domains: Some(&served[..]) },
+            };
             let mut t = raw.validate(&facts).map_err(|field| ConfigError::Template {
                 domain: raw.domain.clone(),
                 app: raw.app().to_string(),
@@ -137,7 +166,32 @@ impl Config {
             }
             templates.push(Arc::new(t));
         }
-        Ok(Self { runtime, manifest, templates })
+        config.templates = templates;
+        Ok(config)
+    }
+
+    /// Domains served: the runtime config's, the manifest templates', and
+    /// those created through the API.
+    pub fn served_domains(&self) -> Vec<String> {
+        let mut d = self.runtime.served_domains(&self.manifest);
+        for api in &self.domains {
+            if !d.iter().any(|x| x.eq_ignore_ascii_case(&api.name)) {
+                d.push(api.name.clone());
+            }
+        }
+        d
+    }
+
+    /// The API domain of that name, if it is one.
+    pub fn api_domain(&self, name: &str) -> Option<&Domain> {
+        self.domains.iter().find(|d| d.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Buckets API templates may use: the embedded one and the authorized
+    /// ones, as (name, location).
+    pub fn authorized_bucket_locations(&self) -> Vec<(String, String)> {
+        let ok = |name: &str| name == runtime::EMBEDDED_BUCKET || self.authorized_buckets.iter().any(|b| b == name);
+        self.runtime.bucket_locations().into_iter().filter(|(name, _)| ok(name)).collect()
     }
 
     /// This configuration with the API template for (domain, app) replaced
@@ -147,8 +201,8 @@ impl Config {
         let mut templates: Vec<Arc<Template>> =
             self.templates.iter().filter(|t| !(t.origin == Origin::Api && t.domain == domain && t.app_name == app)).cloned().collect();
         if let Some(raw) = raw {
-            let buckets = self.runtime.bucket_locations();
-            let served = self.runtime.served_domains(&self.manifest);
+            let buckets = self.authorized_bucket_locations();
+            let served = self.served_domains();
             let facts = HostFacts { region: &self.runtime.region, buckets: &buckets, domains: Some(&served[..]) };
             let mut t = raw.validate(&facts).map_err(|field| ConfigError::Template {
                 domain: raw.domain.clone(),
@@ -161,7 +215,23 @@ impl Config {
             }
             templates.push(Arc::new(t));
         }
-        Ok(Self { runtime: self.runtime.clone(), manifest: self.manifest.clone(), templates })
+        Ok(Self { templates, ..self.clone_without_templates() })
+    }
+
+    fn clone_without_templates(&self) -> Self {
+        Self {
+            runtime: self.runtime.clone(),
+            manifest: self.manifest.clone(),
+            templates: Vec::new(),
+            domains: self.domains.clone(),
+            authorized_buckets: self.authorized_buckets.clone(),
+        }
+    }
+
+    /// This configuration with other API domains and authorized buckets
+    /// (templates are unchanged: the caller checked they still fit).
+    pub fn with_tenancy(&self, domains: Vec<Domain>, authorized_buckets: Vec<String>) -> Self {
+        Self { templates: self.templates.clone(), domains, authorized_buckets, ..self.clone_without_templates() }
     }
 
     /// The template for an ingest (domain, app).
@@ -182,7 +252,7 @@ mod tests {
         let runtime = RuntimeConfig::load(&path).unwrap();
         let names: Vec<&str> = runtime.buckets.iter().map(|b| b.name.as_str()).collect();
         assert_eq!(names, ["shots", "snapshots"]);
-        let config = Config::new(embedded_manifest(&runtime).unwrap(), runtime, &[]).unwrap();
+        let config = Config::new(embedded_manifest(&runtime).unwrap(), runtime, &Stored::default()).unwrap();
         let t = config.template("localhost", "live").unwrap();
         assert_eq!((t.bucket.as_str(), t.location.as_str()), ("snapshots", "cn-north-4"));
     }
@@ -192,7 +262,7 @@ mod tests {
         let runtime = RuntimeConfig::embedded(Path::new("."));
         let mut manifest = embedded_manifest(&runtime).unwrap();
         manifest.templates[0].obs_location.bucket = "elsewhere".into();
-        let e = Config::new(manifest, runtime, &[]).unwrap_err();
+        let e = Config::new(manifest, runtime, &Stored::default()).unwrap_err();
         let chain = anyhow_like(&e);
         assert_eq!(chain.matches("is not authorized").count(), 1, "{chain}");
     }

@@ -29,6 +29,9 @@ pub struct RuntimeConfig {
     /// Ingest domains served (besides those of manifest templates); API
     /// templates must use one of them.
     pub domains: Vec<String>,
+    /// The host publishers should push to (Huawei's `domain_cname`); the
+    /// RTMP listen address when not set.
+    pub domain_cname: Option<String>,
     /// `[api]`: project id and credentials as configured (resolved, with
     /// generated defaults, by [`super::credentials`]).
     pub api: ApiSettings,
@@ -57,11 +60,13 @@ pub struct Quotas {
     pub max_modules: usize,
     /// Bytes of all uploaded modules together.
     pub max_module_bytes: usize,
+    /// Domains created through the API (Huawei's limit: 64).
+    pub max_domains: usize,
 }
 
 impl Default for Quotas {
     fn default() -> Self {
-        Self { max_templates: 100, max_modules: 20, max_module_bytes: 256 << 20 }
+        Self { max_templates: 100, max_modules: 20, max_module_bytes: 256 << 20, max_domains: 64 }
     }
 }
 
@@ -157,6 +162,7 @@ struct Raw {
     #[serde(default)]
     api: ApiSettings,
     domains: Option<Vec<String>>,
+    domain_cname: Option<String>,
     #[serde(default)]
     delivery: RawDelivery,
     #[serde(default)]
@@ -280,6 +286,7 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
         state_dir,
         buckets,
         domains: raw.domains.unwrap_or_else(|| vec!["localhost".into(), "127.0.0.1".into()]),
+        domain_cname: raw.domain_cname,
         delivery: {
             let d = crate::delivery::DeliveryConfig::default();
             let r = raw.delivery;

@@ -124,9 +124,29 @@ pub trait OutboxTable: Send + Sync {
 
 /// All the state a node keeps: what a shared database takes over when there
 /// are several nodes.
-pub trait StateDb: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable + UsageTable {}
+pub trait StateDb:
+    TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable + UsageTable + DomainTable
+{
+}
 
-impl<T: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable + UsageTable> StateDb for T {}
+impl<T: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable + UsageTable + DomainTable> StateDb for T {}
+
+/// Domains created through the API, and the buckets authorized for
+/// templates (Huawei's OBS authorization).
+pub trait DomainTable: Send + Sync {
+    /// Every API domain, by name.
+    fn domains(&self) -> Result<Vec<crate::domain::Domain>, StateError>;
+    /// Adds a domain; [`StateError::Exists`] if it exists.
+    fn insert_domain(&self, domain: &crate::domain::Domain) -> Result<(), StateError>;
+    /// Sets a domain's status; false if there is no such domain.
+    fn set_domain_status(&self, name: &str, status: &str) -> Result<bool, StateError>;
+    /// Deletes a domain; false if there was none.
+    fn delete_domain(&self, name: &str) -> Result<bool, StateError>;
+    /// The authorized buckets, by name.
+    fn authorized_buckets(&self) -> Result<Vec<String>, StateError>;
+    /// Authorizes (`true`) or revokes a bucket.
+    fn set_bucket_authorized(&self, bucket: &str, authorized: bool) -> Result<(), StateError>;
+}
 
 /// Snapshots stored, per domain and hour (what usage is billed on).
 pub trait UsageTable: Send + Sync {

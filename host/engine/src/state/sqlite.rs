@@ -6,9 +6,10 @@ use std::sync::Mutex;
 use rusqlite::{Connection, ErrorCode, params};
 
 use super::{
-    KeyChainTable, KeyValueTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable, SourceTable, StateError,
-    TemplateTable, UsageTable,
+    DomainTable, KeyChainTable, KeyValueTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable,
+    SourceTable, StateError, TemplateTable, UsageTable,
 };
+use crate::domain::Domain;
 use crate::ingest::url_auth::KeyChain;
 use crate::source::Source;
 use crate::template::SnapshotConfig;
@@ -79,6 +80,19 @@ const MIGRATIONS: &[&str] = &[
         snapshots INTEGER NOT NULL,
         PRIMARY KEY (domain, hour)
     );",
+    // 8: domains created through the API, and authorized buckets (the
+    // buckets API templates already use stay usable: they count as authorized).
+    "CREATE TABLE domains (
+        name TEXT PRIMARY KEY,
+        domain_type TEXT NOT NULL,
+        region TEXT NOT NULL,
+        status TEXT NOT NULL,
+        service_area TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE bucket_authority (bucket TEXT PRIMARY KEY);
+    INSERT OR IGNORE INTO bucket_authority SELECT DISTINCT json_extract(config, '$.obs_location.bucket') FROM templates
+        WHERE json_extract(config, '$.obs_location.bucket') IS NOT NULL;",
 ];
 
 /// State in one SQLite file.
@@ -298,6 +312,65 @@ impl KeyChainTable for SqliteState {
     fn delete_key_chain(&self, domain: &str) -> Result<bool, StateError> {
         let db = self.db.lock().unwrap();
         Ok(db.execute("DELETE FROM key_chains WHERE domain = ?1", params![domain])? > 0)
+    }
+}
+
+impl DomainTable for SqliteState {
+    fn domains(&self) -> Result<Vec<Domain>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare("SELECT name, domain_type, region, status, service_area, created_at FROM domains ORDER BY name")?;
+        let rows = q.query_map([], |r| {
+            Ok(Domain {
+                name: r.get(0)?,
+                domain_type: r.get(1)?,
+                region: r.get(2)?,
+                status: r.get(3)?,
+                service_area: r.get(4)?,
+                created_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn insert_domain(&self, d: &Domain) -> Result<(), StateError> {
+        let db = self.db.lock().unwrap();
+        match db.execute(
+            "INSERT INTO domains (name, domain_type, region, status, service_area, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![d.name, d.domain_type, d.region, d.status, d.service_area, d.created_at],
+        ) {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
+                Err(StateError::Exists { domain: d.name.clone(), app: "(domain)".into() })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn set_domain_status(&self, name: &str, status: &str) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        Ok(db.execute("UPDATE domains SET status = ?2 WHERE name = ?1", params![name, status])? > 0)
+    }
+
+    fn delete_domain(&self, name: &str) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        Ok(db.execute("DELETE FROM domains WHERE name = ?1", params![name])? > 0)
+    }
+
+    fn authorized_buckets(&self) -> Result<Vec<String>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare("SELECT bucket FROM bucket_authority ORDER BY bucket")?;
+        let rows = q.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn set_bucket_authorized(&self, bucket: &str, authorized: bool) -> Result<(), StateError> {
+        let db = self.db.lock().unwrap();
+        if authorized {
+            db.execute("INSERT OR IGNORE INTO bucket_authority (bucket) VALUES (?1)", params![bucket])?;
+        } else {
+            db.execute("DELETE FROM bucket_authority WHERE bucket = ?1", params![bucket])?;
+        }
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod callbacks;
+pub mod domains;
 pub mod error;
 pub mod functions;
 pub mod guard;
@@ -53,6 +54,8 @@ pub fn router(state: Arc<State>) -> Router {
             get(snapshot::query).post(snapshot::create).put(snapshot::modify).delete(snapshot::delete),
         )
         .route("/v2/{project_id}/stats/snapshot", get(usage::snapshots))
+        .route("/v1/{project_id}/domain", get(domains::show).post(domains::create).put(domains::update).delete(domains::delete))
+        .route("/v1/{project_id}/obs/authority", axum::routing::put(domains::authority))
         .route("/v1/{project_id}/sources", get(sources::list))
         .route("/v1/{project_id}/sources/{domain}/{app}/{stream}", axum::routing::put(sources::put).delete(sources::delete))
         .route("/v1/{project_id}/realtime/streams", get(streams::online))

@@ -24,7 +24,7 @@ pub fn key_chain(key: String, auth_type: Option<&str>, timeout: Option<u64>) -> 
 pub fn served_domain(state: &State, domain: &str) -> Result<String, ControlError> {
     let domain = domain.to_ascii_lowercase();
     let config = state.config();
-    if !config.runtime.served_domains(&config.manifest).iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
+    if !config.served_domains().iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
         return Err(ControlError::NotFound(format!("domain '{domain}' is not a domain this host serves")));
     }
     Ok(domain)

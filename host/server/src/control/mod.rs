@@ -6,6 +6,7 @@
 //! The HTTP API and the service call these; neither changes state itself.
 
 pub mod callbacks;
+pub mod domains;
 pub mod key_chains;
 pub mod modules;
 pub mod reload;

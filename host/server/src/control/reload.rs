@@ -4,8 +4,8 @@
 
 use super::{ControlError, Writer};
 use crate::app::HttpRouteEntry;
-use crate::config::Config;
 use crate::config::manifest::{self, Manifest};
+use crate::config::{Config, Stored};
 use crate::pipeline::SetupError;
 use crate::runtime::http::HttpGrants;
 use crate::runtime::{ComponentGrants, Runtime, Source};
@@ -17,8 +17,13 @@ impl Writer<'_> {
         let invalid = |e: &dyn std::fmt::Display| ControlError::Invalid(e.to_string());
         let runtime = self.config().runtime.clone();
         let manifest = manifest::load(path).map_err(|e| invalid(&e))?;
-        let api = self.db().templates()?;
-        let config = Config::new(manifest, runtime, &api).map_err(|e| invalid(&e))?;
+        let current = self.config();
+        let stored = Stored {
+            templates: self.db().templates()?,
+            domains: current.domains.clone(),
+            authorized_buckets: current.authorized_buckets.clone(),
+        };
+        let config = Config::new(manifest, runtime, &stored).map_err(|e| invalid(&e))?;
         self.pipeline().load(&config).map_err(|e| invalid(&e))?;
         let routes = http_routes(self.runtime(), &config.manifest).map_err(|e| invalid(&e))?;
         let n = config.templates.len();

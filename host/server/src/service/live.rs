@@ -27,6 +27,8 @@ pub enum Refusal {
     NoTemplate(String),
     /// That stream name is live already.
     AlreadyLive(String),
+    /// Its domain is turned off.
+    DomainOff(String),
 }
 
 /// A stream being received.
@@ -49,6 +51,9 @@ impl LiveStream {
     /// Registers stream (domain, app, stream) from `peer` as live, if its
     /// template exists and the name is free. Call from within the runtime.
     pub fn start(state: &Arc<State>, id: StreamId, peer: String) -> Result<Self, Refusal> {
+        if crate::control::domains::is_off(state, &id.domain) {
+            return Err(Refusal::DomainOff(format!("domain '{}' is off", id.domain)));
+        }
         let (generation, template) = state.template(&id.domain, &id.app);
         let Some(template) = template else {
             return Err(Refusal::NoTemplate(format!("no snapshot template for domain '{}' app '{}'", id.domain, id.app)));

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::credentials;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Stored};
 use crate::delivery::Delivery;
 use crate::limiter;
 use crate::pipeline::{Builtins, Pipeline, SetupError, no_builtins};
@@ -87,7 +87,8 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     let loaded = Config::load(options.manifest.as_deref(), options.runtime_config.as_deref())?;
     let db: Arc<dyn StateDb> = Arc::new(SqliteState::open(&loaded.runtime.state_dir.join("state.db"))?);
     let (credentials, credentials_file) = credentials::resolve(&loaded.runtime)?;
-    let mut config = Config::new(loaded.manifest, loaded.runtime, &db.templates()?)?;
+    let stored = Stored { templates: db.templates()?, domains: db.domains()?, authorized_buckets: db.authorized_buckets()? };
+    let mut config = Config::new(loaded.manifest, loaded.runtime, &stored)?;
     let listeners = Listeners::bind(&mut config, &options).await?;
     let manifest_path = config.manifest.path.clone();
     let state = start_state(config, db, credentials, options.builtins)?;

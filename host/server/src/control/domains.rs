@@ -1,0 +1,198 @@
+//! Ingest domains (Huawei's `create_domain`, `show_domain`,
+//! `update_domain`, `delete_domain`) and OBS bucket authorization
+//! (`update_obs_bucket_authority_public`). A created domain is served at
+//! once; `off` refuses its publishes; one with templates is not deleted.
+//! API templates may use the embedded bucket and the authorized ones.
+
+use super::{ControlError, Writer};
+use crate::app::State;
+use crate::domain::Domain;
+
+/// A domain as `show_domain` lists it.
+#[derive(Clone, Debug)]
+pub struct DomainView {
+    /// The domain and its state.
+    pub domain: Domain,
+    /// Where publishers push to (`domain_cname`).
+    pub cname: String,
+    /// Declared by the operator (runtime config or manifest): read-only.
+    pub operator: bool,
+}
+
+/// What `create_domain` asks for.
+#[derive(Clone, Debug)]
+pub struct NewDomain {
+    /// The domain.
+    pub name: String,
+    /// `push` or `pull`.
+    pub domain_type: String,
+    /// Must be the service region.
+    pub region: String,
+    /// Huawei's service area, kept as given.
+    pub service_area: Option<String>,
+}
+
+/// The host publishers should use.
+fn cname(state: &State) -> String {
+    let config = state.config();
+    config.runtime.domain_cname.clone().unwrap_or_else(|| config.runtime.rtmp_listen.to_string())
+}
+
+/// Every domain (or the one named), operator's first.
+pub fn show(state: &State, name: Option<&str>) -> Result<Vec<DomainView>, ControlError> {
+    let config = state.config();
+    let cname = cname(state);
+    let mut out = Vec::new();
+    for d in config.runtime.served_domains(&config.manifest) {
+        let domain = Domain {
+            name: d.to_ascii_lowercase(),
+            domain_type: "push".into(),
+            region: config.runtime.region.clone(),
+            status: "on".into(),
+            service_area: String::new(),
+            created_at: 0,
+        };
+        out.push(DomainView { domain, cname: cname.clone(), operator: true });
+    }
+    out.extend(config.domains.iter().map(|d| DomainView { domain: d.clone(), cname: cname.clone(), operator: false }));
+    if let Some(name) = name {
+        out.retain(|d| d.domain.name.eq_ignore_ascii_case(name));
+        if out.is_empty() {
+            return Err(ControlError::NotFound(format!("domain '{name}' does not exist")));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether publishes to `domain` are refused (an API domain turned off).
+pub fn is_off(state: &State, domain: &str) -> bool {
+    state.config().api_domain(domain).is_some_and(|d| !d.is_on())
+}
+
+impl Writer<'_> {
+    /// Creates a push domain in the service region; served at once.
+    pub fn create_domain(&self, new: NewDomain) -> Result<DomainView, ControlError> {
+        let name = new.name.to_ascii_lowercase();
+        crate::config::template::validate_domain(&name).map_err(|m| ControlError::Invalid(format!("domain: {m}")))?;
+        match new.domain_type.as_str() {
+            "push" => {}
+            "pull" => {
+                return Err(ControlError::Invalid("domain_type: pull (streaming) domains are not supported; livesnap ingests".into()));
+            }
+            other => return Err(ControlError::Invalid(format!("domain_type: '{other}' is not push or pull"))),
+        }
+        let config = self.config();
+        if new.region != config.runtime.region {
+            return Err(ControlError::Invalid(format!("region: '{}' is not the service region '{}'", new.region, config.runtime.region)));
+        }
+        if config.served_domains().iter().any(|d| d.eq_ignore_ascii_case(&name)) {
+            return Err(ControlError::Conflict(format!("domain '{name}' already exists")));
+        }
+        let quota = config.runtime.quotas.max_domains;
+        if config.domains.len() >= quota {
+            return Err(ControlError::Quota(format!("the project has its maximum of {quota} domains; delete one first")));
+        }
+        let domain = Domain {
+            name: name.clone(),
+            domain_type: "push".into(),
+            region: new.region,
+            status: "on".into(),
+            service_area: new.service_area.unwrap_or_default(),
+            created_at: crate::time::unix_secs() as i64,
+        };
+        match self.db().insert_domain(&domain) {
+            Err(crate::state::StateError::Exists { .. }) => return Err(ControlError::Conflict(format!("domain '{name}' already exists"))),
+            other => other?,
+        }
+        let mut domains = config.domains.clone();
+        domains.push(domain.clone());
+        self.install(self, config.with_tenancy(domains, config.authorized_buckets.clone()));
+        tracing::info!(%name, "domain created through the API");
+        Ok(DomainView { domain, cname: cname(self), operator: false })
+    }
+
+    /// Turns an API domain `on` or `off` (off refuses its publishes).
+    pub fn update_domain(&self, name: &str, status: &str) -> Result<DomainView, ControlError> {
+        if !matches!(status, "on" | "off") {
+            return Err(ControlError::Invalid(format!("status: '{status}' is not on or off")));
+        }
+        let config = self.config();
+        let name = self.api_domain_named(name)?;
+        self.db().set_domain_status(&name, status)?;
+        let domains: Vec<Domain> =
+            config.domains.iter().map(|d| if d.name == name { Domain { status: status.into(), ..d.clone() } } else { d.clone() }).collect();
+        let domain = domains.iter().find(|d| d.name == name).cloned().expect("present");
+        self.install(self, config.with_tenancy(domains, config.authorized_buckets.clone()));
+        tracing::info!(%name, %status, "domain updated through the API");
+        Ok(DomainView { domain, cname: cname(self), operator: false })
+    }
+
+    /// Deletes an API domain; refused while templates use it.
+    pub fn delete_domain(&self, name: &str) -> Result<(), ControlError> {
+        let config = self.config();
+        let name = self.api_domain_named(name)?;
+        let users: Vec<String> = config
+            .templates
+            .iter()
+            .filter(|t| t.domain.eq_ignore_ascii_case(&name))
+            .map(|t| format!("{}/{}", t.domain, t.app_name))
+            .collect();
+        if !users.is_empty() {
+            return Err(ControlError::InUse(format!("domain '{name}' has templates: {}; delete them first", users.join(", "))));
+        }
+        self.db().delete_domain(&name)?;
+        let domains = config.domains.iter().filter(|d| d.name != name).cloned().collect();
+        self.install(self, config.with_tenancy(domains, config.authorized_buckets.clone()));
+        tracing::info!(%name, "domain deleted through the API");
+        Ok(())
+    }
+
+    /// Authorizes (`operation` 1) or revokes (0) a bucket the operator
+    /// declared; revoking one that API templates use is refused.
+    pub fn set_bucket_authority(&self, bucket: &str, operation: i64) -> Result<(), ControlError> {
+        let config = self.config();
+        if !config.runtime.buckets.iter().any(|b| b.name == bucket) {
+            return Err(ControlError::Invalid(format!("bucket: '{bucket}' is not a bucket this host declares")));
+        }
+        if bucket == crate::config::runtime::EMBEDDED_BUCKET {
+            return Err(ControlError::ReadOnly(format!("bucket '{bucket}' is the embedded bucket: always authorized")));
+        }
+        let mut authorized = config.authorized_buckets.clone();
+        match operation {
+            1 => {
+                if !authorized.iter().any(|b| b == bucket) {
+                    authorized.push(bucket.into());
+                }
+            }
+            0 => {
+                let users: Vec<String> = config
+                    .templates
+                    .iter()
+                    .filter(|t| t.origin == crate::config::Origin::Api && t.bucket == bucket)
+                    .map(|t| format!("{}/{}", t.domain, t.app_name))
+                    .collect();
+                if !users.is_empty() {
+                    return Err(ControlError::InUse(format!("bucket '{bucket}' is used by templates {}", users.join(", "))));
+                }
+                authorized.retain(|b| b != bucket);
+            }
+            other => return Err(ControlError::Invalid(format!("operation: {other} is not 1 (authorize) or 0 (revoke)"))),
+        }
+        self.db().set_bucket_authorized(bucket, operation == 1)?;
+        self.install(self, config.with_tenancy(config.domains.clone(), authorized));
+        tracing::info!(%bucket, authorized = operation == 1, "bucket authorization changed through the API");
+        Ok(())
+    }
+
+    /// `name` if it is an API domain (lower case); the operator's are read-only.
+    fn api_domain_named(&self, name: &str) -> Result<String, ControlError> {
+        let config = self.config();
+        if let Some(d) = config.api_domain(name) {
+            return Ok(d.name.clone());
+        }
+        if config.served_domains().iter().any(|d| d.eq_ignore_ascii_case(name)) {
+            return Err(ControlError::ReadOnly(format!("domain '{name}' is the operator's (runtime config or manifest)")));
+        }
+        Err(ControlError::NotFound(format!("domain '{name}' does not exist")))
+    }
+}
