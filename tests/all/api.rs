@@ -305,6 +305,11 @@ fn concurrent_creates_of_one_template_leave_exactly_one() {
     };
     assert_eq!(status, 200);
     assert!(doc["paths"]["/v1/{project_id}/stream/snapshot"]["post"].is_object());
+    // Every route of the API is described.
+    let routes = include_str!("../../host/server/src/api/mod.rs");
+    for route in routes.split(".route(\"").skip(1).filter_map(|r| r.split('"').next()).filter(|r| r.starts_with("/v")) {
+        assert!(doc["paths"][route].is_object(), "{route} is not in /openapi.json");
+    }
 }
 
 #[test]
