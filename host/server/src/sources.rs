@@ -17,6 +17,9 @@ pub enum SourceStatus {
     Connecting {
         /// Attempts that failed before this one.
         attempts: u32,
+        /// Why the last one failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        last_error: Option<String>,
     },
     /// Receiving pictures.
     Live {

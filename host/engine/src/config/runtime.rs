@@ -62,11 +62,13 @@ pub struct Quotas {
     pub max_module_bytes: usize,
     /// Domains created through the API (Huawei's limit: 64).
     pub max_domains: usize,
+    /// Pull sources created through the API (each holds a connection and a thread).
+    pub max_sources: usize,
 }
 
 impl Default for Quotas {
     fn default() -> Self {
-        Self { max_templates: 100, max_modules: 20, max_module_bytes: 256 << 20, max_domains: 64 }
+        Self { max_templates: 100, max_modules: 20, max_module_bytes: 256 << 20, max_domains: 64, max_sources: 100 }
     }
 }
 

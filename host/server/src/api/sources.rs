@@ -63,7 +63,7 @@ fn view(s: &Source, origin: Origin, status: Option<&SourceStatus>) -> Value {
         "domain": s.domain.to_ascii_lowercase(), "app": s.app, "stream": s.stream, "url": s.display_url(),
         "origin": match origin { Origin::Manifest => "manifest", Origin::Api => "api" },
     });
-    let status = status.cloned().unwrap_or(SourceStatus::Connecting { attempts: 0 });
+    let status = status.cloned().unwrap_or(SourceStatus::Connecting { attempts: 0, last_error: None });
     if let (Value::Object(v), Ok(Value::Object(st))) = (&mut v, serde_json::to_value(status)) {
         v.extend(st);
     }

@@ -55,6 +55,11 @@ impl Writer<'_> {
         if self.config().template(&source.domain, &source.app).is_none() {
             return Err(ControlError::Invalid(format!("no snapshot template for domain '{}' app '{}'", source.domain, source.app)));
         }
+        let quota = self.config().runtime.quotas.max_sources;
+        let stored = self.db().sources()?;
+        if !stored.iter().any(|s| key_of(s) == key_of(&source)) && stored.len() >= quota {
+            return Err(ControlError::Quota(format!("the project has its maximum of {quota} sources; delete one first")));
+        }
         let replaced = self.db().put_source(&source)?;
         tracing::info!(stream = %source.label(), url = %source.display_url(), replaced, "pull source set through the API");
         self.sources().changed();

@@ -77,8 +77,9 @@ async fn run_source(state: Arc<State>, source: Source, stop: CancellationToken) 
     });
     tracing::info!(stream = %label, url = %shown, "pull source started");
     let mut attempts = 0u32;
+    let mut last_error = None;
     while !stop.is_cancelled() {
-        state.sources().set(&key, SourceStatus::Connecting { attempts });
+        state.sources().set(&key, SourceStatus::Connecting { attempts, last_error: last_error.take() });
         let started = Instant::now();
         let reason = match pull_once(&state, &source, &key, flag.clone()).await {
             Ok(()) => "the source ended the stream".to_string(),
@@ -90,8 +91,10 @@ async fn run_source(state: Arc<State>, source: Source, stop: CancellationToken) 
         attempts = if started.elapsed() >= STABLE { 1 } else { attempts + 1 };
         let wait = backoff(attempts);
         let next_attempt_at = crate::time::unix_ms() + wait.as_millis() as u64;
+        // The state first: whoever reads the log line finds it.
+        state.sources().set(&key, SourceStatus::Retrying { last_error: reason.clone(), next_attempt_at, attempts });
         tracing::warn!(stream = %label, url = %shown, attempts, retry_in_ms = wait.as_millis() as u64, "pull source: {reason}");
-        state.sources().set(&key, SourceStatus::Retrying { last_error: reason, next_attempt_at, attempts });
+        last_error = Some(reason);
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
