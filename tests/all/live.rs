@@ -213,3 +213,20 @@ fn template_changes_apply_from_the_next_snapshot_and_bad_ones_are_rejected() {
     assert!(dir.path().join(".livesnap/snapshots/snapshot/localhost/live/cam.jpg").is_file());
     assert!(service.stop().success());
 }
+
+#[test]
+fn a_publish_past_the_live_stream_quota_is_refused_and_the_live_one_keeps_going() {
+    let dir = tempdir();
+    let listener = Listener::start(vec![]);
+    manifest_with_callback(dir.path(), &listener.url, 5, 0);
+    std::fs::write(dir.path().join("rc.toml"), "[quotas]\nmax_streams = 1\n").unwrap();
+    let mut service = Service::start(dir.path(), &["--runtime-config", "rc.toml"]);
+    let video = small_baseline_flv();
+    let _first = KillOnDrop(ffmpeg_publish(&video, &service.rtmp_url("localhost", "live/one"), true, &[]));
+    assert_eq!(next_callback(&listener)["stream_name"], "one");
+    let mut second = ffmpeg_publish(&video, &service.rtmp_url("localhost", "live/two"), false, &["-t", "1"]);
+    assert!(!second.wait().unwrap().success());
+    let line = service.wait_for_log("maximum of 1 live streams");
+    assert!(line.contains("stream=two"), "{line}");
+    assert_eq!(next_callback(&listener)["stream_name"], "one", "the live stream keeps its snapshots");
+}

@@ -64,11 +64,13 @@ pub struct Quotas {
     pub max_domains: usize,
     /// Pull sources created through the API (each holds a connection and a thread).
     pub max_sources: usize,
+    /// Streams live at once (pushed and pulled).
+    pub max_streams: usize,
 }
 
 impl Default for Quotas {
     fn default() -> Self {
-        Self { max_templates: 100, max_modules: 20, max_module_bytes: 256 << 20, max_domains: 64, max_sources: 100 }
+        Self { max_templates: 100, max_modules: 20, max_module_bytes: 256 << 20, max_domains: 64, max_sources: 100, max_streams: 1000 }
     }
 }
 

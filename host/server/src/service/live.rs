@@ -27,8 +27,8 @@ pub enum Refusal {
     NoTemplate(String),
     /// That stream name is live already.
     AlreadyLive(String),
-    /// Its domain is turned off.
-    DomainOff(String),
+    /// Its domain is turned off, or the live-stream quota is used up.
+    NotNow(String),
 }
 
 /// A stream being received.
@@ -52,7 +52,11 @@ impl LiveStream {
     /// template exists and the name is free. Call from within the runtime.
     pub fn start(state: &Arc<State>, id: StreamId, peer: String) -> Result<Self, Refusal> {
         if crate::control::domains::is_off(state, &id.domain) {
-            return Err(Refusal::DomainOff(format!("domain '{}' is off", id.domain)));
+            return Err(Refusal::NotNow(format!("domain '{}' is off", id.domain)));
+        }
+        let quota = state.config().runtime.quotas.max_streams;
+        if state.streams().len() >= quota {
+            return Err(Refusal::NotNow(format!("the project has its maximum of {quota} live streams")));
         }
         let (generation, template) = state.template(&id.domain, &id.app);
         let Some(template) = template else {

@@ -189,7 +189,7 @@ fn admit(state: &Arc<State>, peer: SocketAddr, request: &PublishRequest) -> Resu
     let id = StreamId { domain: target.domain, app: target.app, stream: target.stream };
     match LiveStream::start(state, id, peer.to_string()) {
         Ok(live) => Ok(Publisher { live, parser: VideoTagParser::default() }),
-        Err(Refusal::NoTemplate(why) | Refusal::DomainOff(why)) => Err(("NetStream.Publish.Rejected", why)),
+        Err(Refusal::NoTemplate(why) | Refusal::NotNow(why)) => Err(("NetStream.Publish.Rejected", why)),
         Err(Refusal::AlreadyLive(why)) => Err(("NetStream.Publish.BadName", why)),
     }
 }

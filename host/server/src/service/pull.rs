@@ -114,7 +114,7 @@ async fn pull_once(state: &Arc<State>, source: &Source, key: &StreamKey, cancel:
     let demuxer = opened.map_err(|e| e.to_string())?;
     let id = StreamId { domain: source.domain.clone(), app: source.app.clone(), stream: source.stream.clone() };
     let live = LiveStream::start(state, id, source.display_url()).map_err(|r| match r {
-        Refusal::NoTemplate(why) | Refusal::AlreadyLive(why) | Refusal::DomainOff(why) => why,
+        Refusal::NoTemplate(why) | Refusal::AlreadyLive(why) | Refusal::NotNow(why) => why,
     })?;
     state.sources().set(key, SourceStatus::Live { since: crate::time::unix_ms() });
     tracing::info!(stream = %source.label(), url = %source.display_url(), "pull source live");
