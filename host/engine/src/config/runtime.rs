@@ -123,18 +123,6 @@ struct RawEgress {
     allow: Vec<String>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawDelivery {
-    max_attempts: Option<u32>,
-    max_age_secs: Option<u64>,
-    backoff_ms: Option<u64>,
-    max_backoff_ms: Option<u64>,
-    timeout_secs: Option<u64>,
-    workers: Option<usize>,
-    per_destination: Option<usize>,
-}
-
 /// `[api]` of the runtime config.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,13 +150,13 @@ struct Raw {
     public_url: Option<String>,
     state_dir: Option<String>,
     #[serde(default)]
-    bucket: Vec<RawBucket>,
+    bucket: Vec<crate::storage::config::BucketSection>,
     #[serde(default)]
     api: ApiSettings,
     domains: Option<Vec<String>>,
     domain_cname: Option<String>,
     #[serde(default)]
-    delivery: RawDelivery,
+    delivery: crate::delivery::DeliverySection,
     #[serde(default)]
     rtmp: RawRtmp,
     #[serde(default)]
@@ -179,25 +167,6 @@ struct Raw {
     tls: super::tls::TlsSettings,
     #[serde(default)]
     http: super::http::HttpSettings,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBucket {
-    name: String,
-    location: Option<String>,
-    backend: String,
-    path: Option<String>,
-    endpoint: Option<String>,
-    bucket: Option<String>,
-    region: Option<String>,
-    addressing: Option<String>,
-    access_key: Option<String>,
-    access_key_env: Option<String>,
-    secret_key_env: Option<String>,
-    secret_key_file: Option<String>,
-    presign_expiry_secs: Option<u64>,
-    timeout_secs: Option<u64>,
 }
 
 impl RuntimeConfig {
@@ -245,30 +214,7 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
     let state_dir = base.join(raw.state_dir.unwrap_or_else(|| ".livesnap".into()));
     let http_listen = raw.http_listen.unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap());
     let public_url = raw.public_url.map(|u| u.trim_end_matches('/').to_string());
-    let mut buckets = Vec::new();
-    for b in raw.bucket {
-        if crate::config::template::validate_domain(&b.name).is_err() || b.name.contains('/') {
-            return Err(ConfigError::Invalid(format!("bucket name '{}' is not valid", b.name)));
-        }
-        let location = b.location.clone().unwrap_or_else(|| region.clone());
-        if location != region {
-            return Err(ConfigError::Invalid(format!(
-                "bucket '{}' is in '{location}' but the service region is '{region}'; only buckets in the service region can be used",
-                b.name
-            )));
-        }
-        let backend = match b.backend.as_str() {
-            "fs" => Backend::Fs { path: base.join(b.path.clone().unwrap_or_else(|| format!(".livesnap/{}", b.name))) },
-            "s3" => Backend::S3(Box::new(s3_settings(&b, &location, base)?)),
-            other => {
-                return Err(ConfigError::Invalid(format!("bucket '{}': backend '{other}' is not supported (fs, s3)", b.name)));
-            }
-        };
-        if buckets.iter().any(|x: &BucketConfig| x.name == b.name) {
-            return Err(ConfigError::Invalid(format!("bucket '{}' is declared twice", b.name)));
-        }
-        buckets.push(BucketConfig { name: b.name, location, backend });
-    }
+    let mut buckets = crate::storage::config::declared(raw.bucket, &region, base).map_err(ConfigError::Invalid)?;
     for b in &buckets {
         if let Backend::Fs { path } = &b.backend {
             check_bucket_folder(&b.name, path, &state_dir)?;
@@ -291,19 +237,7 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
         buckets,
         domains: raw.domains.unwrap_or_else(|| vec!["localhost".into(), "127.0.0.1".into()]),
         domain_cname: raw.domain_cname,
-        delivery: {
-            let d = crate::delivery::DeliveryConfig::default();
-            let r = raw.delivery;
-            crate::delivery::DeliveryConfig {
-                max_attempts: r.max_attempts.unwrap_or(d.max_attempts).max(1),
-                max_age: r.max_age_secs.map_or(d.max_age, Duration::from_secs),
-                backoff: r.backoff_ms.map_or(d.backoff, Duration::from_millis),
-                max_backoff: r.max_backoff_ms.map_or(d.max_backoff, Duration::from_millis),
-                timeout: r.timeout_secs.map_or(d.timeout, |s| Duration::from_secs(s.max(1))),
-                workers: r.workers.unwrap_or(d.workers).clamp(1, 64),
-                per_destination: r.per_destination.unwrap_or(d.per_destination).clamp(1, 64),
-            }
-        },
+        delivery: raw.delivery.resolve(),
         rtmp: {
             let d = RtmpLimits::default();
             let r = raw.rtmp;
@@ -361,46 +295,4 @@ pub fn check_bucket_folder(name: &str, path: &Path, state_dir: &Path) -> Result<
         )));
     }
     Ok(())
-}
-
-/// S3 settings; the secret comes from the environment or a file, never the
-/// config itself.
-fn s3_settings(b: &RawBucket, location: &str, base: &Path) -> Result<crate::storage::s3::S3Settings, ConfigError> {
-    let bad = |m: String| ConfigError::Invalid(format!("bucket '{}': {m}", b.name));
-    let endpoint = b.endpoint.as_deref().ok_or_else(|| bad("backend s3 needs `endpoint`".into()))?;
-    let endpoint: url::Url = endpoint.parse().map_err(|e| bad(format!("endpoint '{endpoint}': {e}")))?;
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let access_key = match (&b.access_key, &b.access_key_env) {
-        (Some(k), _) => k.clone(),
-        (None, Some(var)) => env(var).ok_or_else(|| bad(format!("environment variable {var} (access key) is not set")))?,
-        (None, None) => {
-            env("AWS_ACCESS_KEY_ID").ok_or_else(|| bad("no access key: set access_key, access_key_env or AWS_ACCESS_KEY_ID".into()))?
-        }
-    };
-    let secret = match (&b.secret_key_file, &b.secret_key_env) {
-        (Some(f), _) => {
-            let path = base.join(f);
-            std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path, source })?.trim().to_string()
-        }
-        (None, Some(var)) => env(var).ok_or_else(|| bad(format!("environment variable {var} (secret key) is not set")))?,
-        (None, None) => env("AWS_SECRET_ACCESS_KEY")
-            .ok_or_else(|| bad("no secret key: set secret_key_file, secret_key_env or AWS_SECRET_ACCESS_KEY".into()))?,
-    };
-    let path_style = match b.addressing.as_deref().unwrap_or("path") {
-        "path" => true,
-        "virtual" => false,
-        other => return Err(bad(format!("addressing '{other}' is not 'path' or 'virtual'"))),
-    };
-    Ok(crate::storage::s3::S3Settings {
-        name: b.name.clone(),
-        location: location.to_string(),
-        endpoint,
-        bucket: b.bucket.clone().unwrap_or_else(|| b.name.clone()),
-        region: b.region.clone().unwrap_or_else(|| location.to_string()),
-        path_style,
-        access_key,
-        secret_key: super::credentials::Secret::new(secret),
-        presign_get: b.presign_expiry_secs.map(std::time::Duration::from_secs),
-        timeout: std::time::Duration::from_secs(b.timeout_secs.unwrap_or(10).max(1)),
-    })
 }

@@ -47,6 +47,36 @@ pub type Resigned = (String, Vec<(String, String)>, Vec<u8>);
 /// consistent with its new `auth_timestamp`.
 pub type Resigner = Arc<dyn Fn(&str) -> Option<Resigned> + Send + Sync>;
 
+/// The runtime config's `[delivery]` section as written; [`DeliverySection::resolve`]
+/// fills in the defaults and bounds.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySection {
+    max_attempts: Option<u32>,
+    max_age_secs: Option<u64>,
+    backoff_ms: Option<u64>,
+    max_backoff_ms: Option<u64>,
+    timeout_secs: Option<u64>,
+    workers: Option<usize>,
+    per_destination: Option<usize>,
+}
+
+impl DeliverySection {
+    /// The settings, defaults filled in and bounded.
+    pub fn resolve(self) -> DeliveryConfig {
+        let d = DeliveryConfig::default();
+        DeliveryConfig {
+            max_attempts: self.max_attempts.unwrap_or(d.max_attempts).max(1),
+            max_age: self.max_age_secs.map_or(d.max_age, Duration::from_secs),
+            backoff: self.backoff_ms.map_or(d.backoff, Duration::from_millis),
+            max_backoff: self.max_backoff_ms.map_or(d.max_backoff, Duration::from_millis),
+            timeout: self.timeout_secs.map_or(d.timeout, |s| Duration::from_secs(s.max(1))),
+            workers: self.workers.unwrap_or(d.workers).clamp(1, 64),
+            per_destination: self.per_destination.unwrap_or(d.per_destination).clamp(1, 64),
+        }
+    }
+}
+
 /// Delivery settings (`[delivery]` in the runtime config).
 #[derive(Clone, Copy, Debug)]
 pub struct DeliveryConfig {

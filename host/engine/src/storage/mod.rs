@@ -1,6 +1,7 @@
 //! Object storage: the authorized buckets behind the components'
 //! `object-store` import.
 
+pub mod config;
 pub mod fs;
 pub mod s3;
 
