@@ -140,6 +140,13 @@ impl Writer<'_> {
         if !users.is_empty() {
             return Err(ControlError::InUse(format!("domain '{name}' has templates: {}; delete them first", users.join(", "))));
         }
+        let sources: Vec<String> = self.db().sources()?.iter().filter(|s| s.domain == name).map(|s| s.label()).collect();
+        if !sources.is_empty() {
+            return Err(ControlError::InUse(format!("domain '{name}' has pull sources: {}; delete them first", sources.join(", "))));
+        }
+        // Its ingest URL validation goes with it.
+        self.db().delete_key_chain(&name)?;
+        self.install_key_chain(self, &name, None);
         self.db().delete_domain(&name)?;
         let domains = config.domains.iter().filter(|d| d.name != name).cloned().collect();
         self.install(self, config.with_tenancy(domains, config.authorized_buckets.clone()));
