@@ -17,33 +17,7 @@ use crate::support::*;
 
 /// 7 s of 1280x720 30 fps x264 High profile with B-frames, an IDR every second.
 fn clip() -> PathBuf {
-    media(
-        "pull-high720.flv",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=30",
-            "-t",
-            "7",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "high",
-            "-bf",
-            "2",
-            "-g",
-            "30",
-            "-keyint_min",
-            "30",
-            "-sc_threshold",
-            "0",
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            "flv",
-        ],
-    )
+    high_profile_clip("pull-high720.flv", 7)
 }
 
 /// A server process, killed when the test ends.

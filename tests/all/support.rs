@@ -88,15 +88,21 @@ pub fn media(name: &str, args: &[&str]) -> PathBuf {
 /// 20 s of 1280x720 30 fps x264 High profile with B-frames, an IDR every
 /// second, as FLV.
 pub fn high_profile_flv() -> PathBuf {
+    high_profile_clip("high720.flv", 20)
+}
+
+/// `seconds` of 1280x720 30 fps x264 High profile with B-frames, an IDR
+/// every second, as FLV (made once per name).
+pub fn high_profile_clip(name: &str, seconds: u32) -> PathBuf {
     media(
-        "high720.flv",
+        name,
         &[
             "-f",
             "lavfi",
             "-i",
             "testsrc2=size=1280x720:rate=30",
             "-t",
-            "20",
+            &seconds.to_string(),
             "-c:v",
             "libx264",
             "-profile:v",

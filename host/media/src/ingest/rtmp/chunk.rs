@@ -369,6 +369,32 @@ pub fn encode_message(chunk_size: usize, m: &Message) -> Vec<u8> {
     out
 }
 
+/// Counts bytes received and says when an acknowledgement is due (every
+/// window size the peer set): the same for the server and the client side.
+#[derive(Debug, Default)]
+pub struct AckWindow {
+    window: Option<u32>,
+    received: u64,
+    acked: u64,
+}
+
+impl AckWindow {
+    /// The peer's Window Acknowledgement Size.
+    pub fn set_window(&mut self, size: u32) {
+        self.window = Some(size.max(1));
+    }
+
+    /// Counts `n` bytes; the sequence number to acknowledge when one is due.
+    pub fn received(&mut self, n: usize) -> Option<u32> {
+        self.received += n as u64;
+        let window = self.window?;
+        (self.received - self.acked >= u64::from(window)).then(|| {
+            self.acked = self.received;
+            self.received as u32
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 
 use super::RtmpError;
 use super::amf0::{self, Value, object, string};
-use super::chunk::{ChunkDecoder, MAX_MESSAGE, Message, encode_message};
+use super::chunk::{AckWindow, ChunkDecoder, MAX_MESSAGE, Message, encode_message};
 
 /// Chunk size we send with (our commands are small).
 const OUT_CHUNK_SIZE: usize = 4096;
@@ -92,23 +92,14 @@ pub struct PlayClient {
     decoder: ChunkDecoder,
     out: Vec<u8>,
     phase: Phase,
-    peer_window: Option<u32>,
-    received: u64,
-    acked: u64,
+    acks: AckWindow,
 }
 
 impl PlayClient {
     /// A client that sends connect at once (see [`PlayClient::take_output`]).
     pub fn new(target: PlayTarget) -> Self {
-        let mut c = Self {
-            target,
-            decoder: ChunkDecoder::new(MAX_MESSAGE),
-            out: Vec::new(),
-            phase: Phase::Connecting,
-            peer_window: None,
-            received: 0,
-            acked: 0,
-        };
+        let mut c =
+            Self { target, decoder: ChunkDecoder::new(MAX_MESSAGE), out: Vec::new(), phase: Phase::Connecting, acks: AckWindow::default() };
         c.send(2, 1, 0, (OUT_CHUNK_SIZE as u32).to_be_bytes().to_vec());
         let props = object(&[
             ("app", string(&c.target.app)),
@@ -145,12 +136,8 @@ impl PlayClient {
                 self.on_message(m, &mut events)?;
             }
         }
-        self.received += pos as u64;
-        if let Some(window) = self.peer_window
-            && self.received - self.acked >= u64::from(window)
-        {
-            self.acked = self.received;
-            self.send(2, 3, 0, (self.received as u32).to_be_bytes().to_vec());
+        if let Some(seq) = self.acks.received(pos) {
+            self.send(2, 3, 0, seq.to_be_bytes().to_vec());
         }
         Ok((pos, events))
     }
@@ -186,7 +173,7 @@ impl PlayClient {
                     self.send(2, 4, 0, pong);
                 }
             }
-            5 => self.peer_window = Some(u32_at(&m.payload)?.max(1)),
+            5 => self.acks.set_window(u32_at(&m.payload)?),
             6 => self.send(2, 5, 0, WINDOW.to_be_bytes().to_vec()), // set peer bandwidth: announce our window
             8 | 15 | 18 => {}                                       // audio, metadata
             9 if playing_on.is_some() => events.push(ClientEvent::Video { timestamp: m.timestamp, data: m.payload }),

@@ -3,7 +3,7 @@
 
 use super::RtmpError;
 use super::amf0::{self, Value, object, string};
-use super::chunk::{ChunkDecoder, Limits, Message, encode_message};
+use super::chunk::{AckWindow, ChunkDecoder, Limits, Message, encode_message};
 
 pub use super::chunk::MAX_MESSAGE;
 /// Chunk size we send with.
@@ -66,9 +66,7 @@ pub struct Connection {
     tc_url: Option<String>,
     next_stream_id: u32,
     publishing: Option<u32>,
-    peer_window: Option<u32>,
-    received: u64,
-    acked: u64,
+    acks: AckWindow,
 }
 
 impl Default for Connection {
@@ -94,9 +92,7 @@ impl Connection {
             tc_url: None,
             next_stream_id: 1,
             publishing: None,
-            peer_window: None,
-            received: 0,
-            acked: 0,
+            acks: AckWindow::default(),
         }
     }
 
@@ -111,12 +107,8 @@ impl Connection {
                 self.on_message(m, &mut events)?;
             }
         }
-        self.received += pos as u64;
-        if let Some(window) = self.peer_window
-            && self.received - self.acked >= u64::from(window)
-        {
-            self.acked = self.received;
-            self.send(2, 3, 0, 0, (self.received as u32).to_be_bytes().to_vec());
+        if let Some(seq) = self.acks.received(pos) {
+            self.send(2, 3, 0, 0, seq.to_be_bytes().to_vec());
         }
         Ok((pos, events))
     }
@@ -181,7 +173,7 @@ impl Connection {
                     self.send(2, 4, 0, 0, pong);
                 }
             }
-            5 => self.peer_window = Some(u32_at(&m.payload)?.max(1)),
+            5 => self.acks.set_window(u32_at(&m.payload)?),
             8 => {
                 if self.publishing.is_some()
                     && let Some(&first) = m.payload.first()
