@@ -260,6 +260,57 @@ impl SnapshotConfig {
             other => return Err(field_error("object_write_mode", format!("{other} is not 0 (full) or 1 (instant)"))),
         };
         let obs = &self.obs_location;
+        let object_prefix = self.check_location(host)?;
+        let callback_url = self.check_callback()?;
+        let auth_key = self.auth_key.clone().unwrap_or_default();
+        if !auth_key.is_empty() && !(32..=128).contains(&auth_key.chars().count()) {
+            return Err(field_error("auth_key", "empty, or 32-128 characters"));
+        }
+        let snapshot_mode = match self.snapshot_mode.as_deref() {
+            None | Some("") => SnapshotMode::Keyframe,
+            Some(m) => m.parse().map_err(|e| field_error("snapshot_mode", e))?,
+        };
+        let format = self.image_object_format.clone().filter(|f| !f.is_empty());
+        if let Some(f) = &format {
+            validate_format(f, write_mode).map_err(|m| field_error("image_object_format", m))?;
+        }
+        let (protocol, access_domain) = self.check_access()?;
+        let image_quality = range("image_quality", self.image_quality, 80, 1, 100)? as u8;
+        let auth_validity = range("auth_validity", self.auth_validity, 300, 1, 7 * 86_400)?;
+        let timeout_ms = range("function_timeout_ms", self.function_timeout_ms, 2000, 10, 600_000)?;
+        let memory_mb = range("function_memory_mb", self.function_memory_mb, 128, 16, 1024)?;
+        let names = self.functions.clone().unwrap_or_default();
+        let name = |n: Option<String>, default: &str| n.filter(|n| !n.is_empty()).unwrap_or_else(|| default.to_string());
+        Ok(Template {
+            origin: Origin::Manifest,
+            raw: self.clone(),
+            domain: self.domain.clone(),
+            app_name,
+            interval: Duration::from_secs(self.time_interval as u64),
+            write_mode,
+            bucket: obs.bucket.clone(),
+            location: obs.location.clone(),
+            object_prefix,
+            callback_url,
+            auth_key,
+            auth_validity: Duration::from_secs(auth_validity as u64),
+            snapshot_mode,
+            image_object_format: format,
+            image_access_protocol: protocol,
+            image_access_domain: access_domain,
+            image_quality,
+            encode: name(names.encode, Stage::Encode.default_component()),
+            store: name(names.store, Stage::Store.default_component()),
+            notify: name(names.notify, Stage::Notify.default_component()),
+            function_timeout: Duration::from_millis(timeout_ms as u64),
+            function_memory: memory_mb as usize * 1024 * 1024,
+        })
+    }
+
+    /// `obs_location`: an authorized bucket in the service region; the
+    /// object prefix (default `snapshot`).
+    fn check_location(&self, host: &HostFacts<'_>) -> Result<String, FieldError> {
+        let obs = &self.obs_location;
         if obs.bucket.is_empty() {
             return Err(field_error("obs_location.bucket", "required"));
         }
@@ -283,6 +334,11 @@ impl SnapshotConfig {
         if object_prefix.len() > 512 || object_prefix.split('/').any(|s| s == ".." || s == ".") {
             return Err(field_error("obs_location.object", "at most 512 characters, no '.' or '..' segments"));
         }
+        Ok(object_prefix)
+    }
+
+    /// `call_back_enable` and `call_back_url`: the receiver when callbacks are on.
+    fn check_callback(&self) -> Result<Option<String>, FieldError> {
         let callback_on = match self.call_back_enable.as_deref().unwrap_or("off") {
             "on" => true,
             "off" => false,
@@ -294,18 +350,11 @@ impl SnapshotConfig {
         } else if callback_on {
             return Err(field_error("call_back_url", "required when call_back_enable is 'on'"));
         }
-        let auth_key = self.auth_key.clone().unwrap_or_default();
-        if !auth_key.is_empty() && !(32..=128).contains(&auth_key.chars().count()) {
-            return Err(field_error("auth_key", "empty, or 32-128 characters"));
-        }
-        let snapshot_mode = match self.snapshot_mode.as_deref() {
-            None | Some("") => SnapshotMode::Keyframe,
-            Some(m) => m.parse().map_err(|e| field_error("snapshot_mode", e))?,
-        };
-        let format = self.image_object_format.clone().filter(|f| !f.is_empty());
-        if let Some(f) = &format {
-            validate_format(f, write_mode).map_err(|m| field_error("image_object_format", m))?;
-        }
+        Ok(callback_on.then_some(url))
+    }
+
+    /// `image_access_protocol` and `image_access_domain`, when set.
+    fn check_access(&self) -> Result<(Option<String>, Option<String>), FieldError> {
         let protocol = self.image_access_protocol.clone().filter(|p| !p.is_empty());
         if let Some(p) = &protocol
             && p != "http"
@@ -317,36 +366,7 @@ impl SnapshotConfig {
         if let Some(d) = &access_domain {
             validate_domain(d.split(':').next().unwrap_or(d)).map_err(|m| field_error("image_access_domain", m))?;
         }
-        let image_quality = range("image_quality", self.image_quality, 80, 1, 100)? as u8;
-        let auth_validity = range("auth_validity", self.auth_validity, 300, 1, 7 * 86_400)?;
-        let timeout_ms = range("function_timeout_ms", self.function_timeout_ms, 2000, 10, 600_000)?;
-        let memory_mb = range("function_memory_mb", self.function_memory_mb, 128, 16, 1024)?;
-        let names = self.functions.clone().unwrap_or_default();
-        let name = |n: Option<String>, default: &str| n.filter(|n| !n.is_empty()).unwrap_or_else(|| default.to_string());
-        Ok(Template {
-            origin: Origin::Manifest,
-            raw: self.clone(),
-            domain: self.domain.clone(),
-            app_name,
-            interval: Duration::from_secs(self.time_interval as u64),
-            write_mode,
-            bucket: obs.bucket.clone(),
-            location: obs.location.clone(),
-            object_prefix,
-            callback_url: callback_on.then_some(url),
-            auth_key,
-            auth_validity: Duration::from_secs(auth_validity as u64),
-            snapshot_mode,
-            image_object_format: format,
-            image_access_protocol: protocol,
-            image_access_domain: access_domain,
-            image_quality,
-            encode: name(names.encode, Stage::Encode.default_component()),
-            store: name(names.store, Stage::Store.default_component()),
-            notify: name(names.notify, Stage::Notify.default_component()),
-            function_timeout: Duration::from_millis(timeout_ms as u64),
-            function_memory: memory_mb as usize * 1024 * 1024,
-        })
+        Ok((protocol, access_domain))
     }
 }
 
