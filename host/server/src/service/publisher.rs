@@ -81,34 +81,13 @@ async fn publish(
     let mut conn = Connection::with_limits(Limits::publisher(Some(budget)));
     let mut buf = Vec::with_capacity(1 << 16);
     let mut live: Option<Publisher> = None;
-    let mut window = (tokio::time::Instant::now(), 0u64);
+    let mut window = RateWindow::new();
     loop {
-        // Before its publish is accepted a connection has a deadline; after,
-        // it must keep sending at least the minimum rate.
-        let until = if live.is_none() { publish_deadline } else { tokio::time::Instant::now() + limits.idle_timeout };
-        let read = tokio::time::timeout_at(until.min(tokio::time::Instant::now() + limits.idle_timeout), socket.read_buf(&mut buf)).await;
-        let n = match read {
-            Ok(r) => r?,
-            Err(_) if live.is_none() && tokio::time::Instant::now() >= publish_deadline => {
-                return Err(PublisherError::Timeout(format!("no publish within {} s of connecting", limits.publish_timeout.as_secs())));
-            }
-            Err(_) => return Err(PublisherError::Timeout(format!("no data for {} s", limits.idle_timeout.as_secs()))),
-        };
+        let n = read_more(&mut socket, &mut buf, &limits, live.is_none().then_some(publish_deadline)).await?;
         if n == 0 {
             break;
         }
-        window.1 += n as u64;
-        if window.0.elapsed() >= RATE_WINDOW {
-            if live.is_some() && window.1 < limits.min_bytes_per_10s {
-                return Err(PublisherError::Timeout(format!(
-                    "sent {} bytes in {} s, below the minimum of {} per 10 s",
-                    window.1,
-                    window.0.elapsed().as_secs(),
-                    limits.min_bytes_per_10s
-                )));
-            }
-            window = (tokio::time::Instant::now(), 0);
-        }
+        window.count(n, live.is_some(), &limits)?;
         let (consumed, events) = conn.feed(&buf)?;
         buf.drain(..consumed);
         for event in events {
@@ -158,6 +137,55 @@ async fn publish(
         stream.finish();
     }
     Ok(())
+}
+
+/// Reads what arrives: before its publish is accepted a connection has a
+/// deadline (`publish_deadline`); after, it may be idle for at most the
+/// idle timeout.
+async fn read_more(
+    socket: &mut (impl AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+    limits: &RtmpLimits,
+    publish_deadline: Option<tokio::time::Instant>,
+) -> Result<usize, PublisherError> {
+    let idle = tokio::time::Instant::now() + limits.idle_timeout;
+    match tokio::time::timeout_at(publish_deadline.map_or(idle, |d| d.min(idle)), socket.read_buf(buf)).await {
+        Ok(r) => Ok(r?),
+        Err(_) if publish_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) => {
+            Err(PublisherError::Timeout(format!("no publish within {} s of connecting", limits.publish_timeout.as_secs())))
+        }
+        Err(_) => Err(PublisherError::Timeout(format!("no data for {} s", limits.idle_timeout.as_secs()))),
+    }
+}
+
+/// Bytes received in the current rate window: a live publisher must send
+/// at least the minimum per window.
+struct RateWindow {
+    start: tokio::time::Instant,
+    bytes: u64,
+}
+
+impl RateWindow {
+    fn new() -> Self {
+        Self { start: tokio::time::Instant::now(), bytes: 0 }
+    }
+
+    fn count(&mut self, n: usize, live: bool, limits: &RtmpLimits) -> Result<(), PublisherError> {
+        self.bytes += n as u64;
+        if self.start.elapsed() < RATE_WINDOW {
+            return Ok(());
+        }
+        if live && self.bytes < limits.min_bytes_per_10s {
+            return Err(PublisherError::Timeout(format!(
+                "sent {} bytes in {} s, below the minimum of {} per 10 s",
+                self.bytes,
+                self.start.elapsed().as_secs(),
+                limits.min_bytes_per_10s
+            )));
+        }
+        *self = Self::new();
+        Ok(())
+    }
 }
 
 async fn do_handshake(socket: &mut (impl AsyncRead + AsyncWrite + Unpin)) -> Result<(), PublisherError> {
