@@ -109,12 +109,15 @@ impl Pipeline {
     }
 
     /// Encodes, stores and notifies one picture of stream `id`.
+    /// `stored` sees the outcome before its callback is queued, so what it
+    /// records is visible by the time the receiver hears of the snapshot.
     pub fn run(
         &self,
         t: &Template,
         id: &types::StreamId,
         picture: Picture,
         captured_at: types::CaptureTime,
+        stored_hook: &mut dyn FnMut(&Outcome),
     ) -> Result<Outcome, RuntimeError> {
         let limits = CallLimits { timeout: t.function_timeout, memory: t.function_memory };
         let frame =
@@ -129,7 +132,8 @@ impl Pipeline {
         if let Some(r) = &request {
             self.check_callback_url(t, &r.url)?;
         }
-        let callback = request.is_some();
+        let outcome = Outcome { stored, width: image.width, height: image.height, bytes: image.data.len(), callback: request.is_some() };
+        stored_hook(&outcome);
         if let Some(r) = request {
             let info = ResignInfo::of(&snapshot);
             self.delivery.send(Callback {
@@ -140,7 +144,7 @@ impl Pipeline {
                 resign: Some(serde_json::to_string(&info).expect("resign info serializes")),
             });
         }
-        Ok(Outcome { stored, width: image.width, height: image.height, bytes: image.data.len(), callback })
+        Ok(outcome)
     }
 
     /// A notifier may send to its template's `call_back_url`, or to what its

@@ -159,8 +159,9 @@ impl SnapshotJob {
     }
 
     /// Decodes the picture and runs the functions (blocking: CPU work and
-    /// the components' I/O).
-    pub fn run(self, pipeline: &Pipeline) -> Snapshot {
+    /// the components' I/O); `stored` sees a stored snapshot before its
+    /// callback is queued.
+    pub fn run(self, pipeline: &Pipeline, stored: &mut dyn FnMut(&Outcome)) -> Snapshot {
         let take = self.decode.take;
         let picture = match self.decode.decode() {
             Ok(picture) => picture,
@@ -170,7 +171,7 @@ impl SnapshotJob {
         let stream_time_ms = pts_ms.saturating_sub(self.first_pts);
         let unix_ms = self.start_ms + stream_time_ms;
         let at = CaptureTime { unix_ms, utc_offset_secs: utc_offset_secs((unix_ms / 1000) as i64) };
-        match pipeline.run(&self.template, &self.id, picture, at) {
+        match pipeline.run(&self.template, &self.id, picture, at, stored) {
             Ok(outcome) => Snapshot::Stored { take, pts_ms, stream_time_ms, outcome },
             Err(error) => Snapshot::Failed { take, pts_ms, stream_time_ms, error },
         }

@@ -157,11 +157,11 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         report.skipped(demuxer.take_warnings());
         report.progress.set_position(demuxer.position());
         if let Some(job) = capture.push(event) {
-            report.snapshot(&mut capture, job.run(&pipeline));
+            report.snapshot(&mut capture, job.run(&pipeline, &mut |_| {}));
         }
     };
     if let Some(job) = capture.finish() {
-        report.snapshot(&mut capture, job.run(&pipeline));
+        report.snapshot(&mut capture, job.run(&pipeline, &mut |_| {}));
     }
     report.skipped(demuxer.take_warnings());
     report.progress.finish_and_clear();

@@ -164,7 +164,7 @@ impl LiveStream {
             let _ = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 let started = Instant::now();
-                let snapshot = job.run(state.pipeline());
+                let snapshot = job.run(state.pipeline(), &mut |outcome| record(&state, &info, outcome));
                 if let Some(reply) = reply {
                     let _ = reply.send(answer(&id, &snapshot));
                 }
@@ -196,6 +196,20 @@ fn answer(id: &StreamId, snapshot: &Snapshot) -> OnDemandReply {
     }
 }
 
+/// What the API shows of a stored snapshot (counters, usage, the latest),
+/// recorded before its callback is queued and before its log line: whoever
+/// hears of it finds it counted.
+fn record(state: &State, info: &StreamInfo, outcome: &crate::pipeline::Outcome) {
+    info.snapshots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::control::usage::count_snapshot(state, &info.key.0);
+    *info.resolution.lock().unwrap() = Some((outcome.width, outcome.height));
+    *info.last_snapshot.lock().unwrap() = Some(StoredSnapshot {
+        bucket: outcome.stored.bucket.clone(),
+        object: outcome.stored.object.clone(),
+        url: outcome.stored.url.clone(),
+    });
+}
+
 /// Counts and logs what became of a snapshot; a picture that did not
 /// decode goes back to the stream to try the next one.
 fn report(state: &State, info: &StreamInfo, retry: Option<&Sender<Take>>, label: &str, snapshot: Snapshot, started: Instant) {
@@ -211,16 +225,7 @@ fn report(state: &State, info: &StreamInfo, retry: Option<&Sender<Take>>, label:
         Snapshot::Stored { take, stream_time_ms, outcome, .. } => {
             state.metrics().snapshots.inc();
             state.metrics().observe_latency(started.elapsed());
-            info.snapshots.fetch_add(1, Relaxed);
-            *info.resolution.lock().unwrap() = Some((outcome.width, outcome.height));
-            *info.last_snapshot.lock().unwrap() = Some(StoredSnapshot {
-                bucket: outcome.stored.bucket.clone(),
-                object: outcome.stored.object.clone(),
-                url: outcome.stored.url.clone(),
-            });
             tracing::info!(stream = %label, seq = take.seq, stream_time_ms, object = %outcome.stored.object, bytes = outcome.bytes, "snapshot stored");
-            // Last, so the database write does not delay the counters the API shows.
-            crate::control::usage::count_snapshot(state, &info.key.0);
         }
         Snapshot::Failed { take, stream_time_ms, error, .. } => {
             info.errors.fetch_add(1, Relaxed);
