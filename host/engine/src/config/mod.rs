@@ -5,7 +5,7 @@ pub mod credentials;
 pub mod http;
 pub mod manifest;
 pub mod runtime;
-// Templates are their own module (the state store keeps them too); the
+// Templates are their own module (the state database keeps them too); the
 // old path stays.
 pub use crate::template;
 pub mod tls;
