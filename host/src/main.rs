@@ -25,6 +25,8 @@ enum Command {
     Capture(Box<cli::capture::CaptureArgs>),
     /// Run each component's `[component.X.build] command` from the manifest.
     Build(cli::build::BuildArgs),
+    /// Create, list, rotate and delete projects (tenants with their own AK/SK, token and resources).
+    Project(cli::project::ProjectArgs),
     /// Print a new random auth key (64 characters).
     Keygen,
     /// Check a callback body's auth_sign and expiry.
@@ -61,6 +63,7 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => cli::up::run(args),
         Command::Capture(args) => cli::capture::run(*args),
         Command::Build(args) => cli::build::run(args),
+        Command::Project(args) => cli::project::run(args),
         Command::Keygen => cli::keygen(),
         Command::Verify(args) => cli::verify::run(args),
         Command::SignUrl(args) => cli::sign_url::run(args),

@@ -17,6 +17,7 @@ mod live;
 mod on_demand;
 mod outbox;
 mod parsers;
+mod projects;
 mod pull;
 mod realtime;
 mod receiver;

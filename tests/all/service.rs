@@ -98,16 +98,9 @@ impl Service {
     /// A client of this service's API, with the credentials it generated.
     pub fn api(&self) -> Api {
         let text = std::fs::read_to_string(self.dir.join(".livesnap/api-credentials.toml")).unwrap();
-        let t: toml::Table = toml::from_str(&text).unwrap();
-        let s = |k: &str| t[k].as_str().unwrap().to_string();
-        Api {
-            http: self.http.clone(),
-            project: s("project_id"),
-            access_key: s("access_key"),
-            secret_key: s("secret_key"),
-            token: s("token"),
-            agent: ureq::Agent::config_builder().http_status_as_error(false).build().into(),
-        }
+        let keys: toml::Table = toml::from_str(&text).unwrap();
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        Api::new(&self.http, agent, &serde_json::to_value(keys).unwrap())
     }
 
     /// GET `/v1/{project_id}{path}` with the generated X-Auth-Token.
@@ -153,6 +146,24 @@ pub struct Api {
 }
 
 impl Api {
+    /// A client of the same service for the project whose keys `keys` holds
+    /// (as `livesnap project create --json` prints them).
+    pub fn for_project(&self, keys: &serde_json::Value) -> Api {
+        Api::new(&self.http, self.agent.clone(), keys)
+    }
+
+    fn new(http: &str, agent: ureq::Agent, keys: &serde_json::Value) -> Api {
+        let s = |k: &str| keys[k].as_str().unwrap().to_string();
+        Api {
+            http: http.to_string(),
+            project: s("project_id"),
+            access_key: s("access_key"),
+            secret_key: s("secret_key"),
+            token: s("token"),
+            agent,
+        }
+    }
+
     /// `method /v1/{project_id}{path}`: (status, JSON body, or the text as a JSON string).
     pub fn call(&self, method: &str, path: &str, body: Option<&[u8]>) -> (u16, serde_json::Value) {
         let url = format!("{}/v1/{}{path}", self.http, self.project);

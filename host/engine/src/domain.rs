@@ -21,6 +21,8 @@ pub struct Domain {
     pub service_area: String,
     /// Unix seconds.
     pub created_at: i64,
+    /// The owner key of the project it belongs to.
+    pub project: String,
 }
 
 impl Domain {

@@ -16,6 +16,7 @@ pub mod domain;
 pub mod egress;
 pub mod encoding;
 pub mod pipeline;
+pub mod project;
 pub mod pull;
 pub mod runtime;
 pub mod secret;

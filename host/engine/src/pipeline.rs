@@ -23,7 +23,9 @@ pub fn no_builtins(_: &str) -> Option<&'static [u8]> {
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     /// A template names a component the manifest does not have.
-    #[error("template for domain '{domain}' app '{app}' names component '{name}', which is neither in the manifest nor built in")]
+    #[error(
+        "template for domain '{domain}' app '{app}' names component '{name}', which is not among the project's uploaded functions, the manifest's components or the built-ins"
+    )]
     Missing {
         /// Template domain.
         domain: String,
@@ -93,7 +95,8 @@ impl Pipeline {
                     let bytes = (self.builtins)(name).ok_or_else(|| SetupError::Missing {
                         domain: t.domain.clone(),
                         app: t.app_name.clone(),
-                        name: name.into(),
+                        // As the project named it, not as the runtime keys it.
+                        name: name.rsplit('/').next().unwrap_or(name).into(),
                     })?;
                     self.runtime.load(name, Source::Bytes(bytes), ComponentGrants::default())?;
                 }
@@ -142,6 +145,7 @@ impl Pipeline {
                 headers: r.headers,
                 body: r.body,
                 resign: Some(serde_json::to_string(&info).expect("resign info serializes")),
+                project: t.owner.clone(),
             });
         }
         Ok(outcome)

@@ -23,7 +23,7 @@ impl Secret {
 
     /// Constant-time equality with `other`.
     pub fn matches(&self, other: &str) -> bool {
-        subtle::ConstantTimeEq::ct_eq(self.0.as_bytes(), other.as_bytes()).into()
+        equal(&self.0, other)
     }
 }
 
@@ -40,4 +40,9 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
     }
+}
+
+/// Constant-time string equality (for keys that are not wrapped).
+pub fn equal(a: &str, b: &str) -> bool {
+    subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()).into()
 }

@@ -158,6 +158,11 @@ impl SnapshotJob {
         self.decode.take
     }
 
+    /// The template it runs.
+    pub fn template(&self) -> &Arc<Template> {
+        &self.template
+    }
+
     /// Decodes the picture and runs the functions (blocking: CPU work and
     /// the components' I/O); `stored` sees a stored snapshot before its
     /// callback is queued.

@@ -179,6 +179,8 @@ pub enum WriteMode {
 pub struct Template {
     /// Where it is defined.
     pub origin: Origin,
+    /// The owner key of the project it belongs to (its domain's).
+    pub owner: String,
     /// The fields as given (what the API shows back, secrets masked).
     pub raw: SnapshotConfig,
     /// Ingest domain.
@@ -283,6 +285,7 @@ impl SnapshotConfig {
         let name = |n: Option<String>, default: &str| n.filter(|n| !n.is_empty()).unwrap_or_else(|| default.to_string());
         Ok(Template {
             origin: Origin::Manifest,
+            owner: crate::project::DEFAULT.into(),
             raw: self.clone(),
             domain: self.domain.clone(),
             app_name,

@@ -6,8 +6,8 @@
 
 // The layers below, re-exported so paths read the same throughout.
 pub use livesnap_engine::{
-    capture, config, decode, delivery, domain, egress, encoding, ingest, pipeline, pull, runtime, session, snapshot, source, stage, state,
-    storage, time, verify,
+    capture, config, decode, delivery, domain, egress, encoding, ingest, pipeline, project, pull, runtime, secret, session, snapshot,
+    source, stage, state, storage, time, verify,
 };
 
 pub mod api;

@@ -363,7 +363,7 @@ fn load_config(args: &CaptureArgs) -> anyhow::Result<Config> {
         let location = raw.obs_location.location.clone();
         livesnap::config::runtime::check_bucket_folder(&bucket, dir, &runtime.state_dir)?;
         runtime.buckets.retain(|b| b.name != bucket);
-        runtime.buckets.push(BucketConfig { name: bucket, location, backend: Backend::Fs { path: dir.clone() } });
+        runtime.buckets.push(BucketConfig { name: bucket, location, backend: Backend::Fs { path: dir.clone() }, projects: None });
     }
     Config::new(manifest, runtime, &Stored::default()).map_err(|e| match e {
         ConfigError::Template { field, .. } => anyhow::anyhow!("invalid value: {field}"),

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod build;
 pub mod capture;
+pub mod project;
 pub mod sign_url;
 pub mod up;
 pub mod verify;

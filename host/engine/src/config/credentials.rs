@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 use super::runtime::RuntimeConfig;
+use crate::project::random_hex;
 
 pub use crate::secret::Secret;
 
@@ -119,10 +120,4 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     }
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     f.write_all(text.as_bytes())
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    getrandom::fill(&mut b).expect("the OS has randomness");
-    hex::encode(b)
 }

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::domain::Domain;
+use crate::project;
+use crate::stage::Stage;
 pub use manifest::Manifest;
 pub use runtime::RuntimeConfig;
 pub use template::{FieldError, HostFacts, Origin, SnapshotConfig, Template};
@@ -85,8 +87,9 @@ pub struct Config {
     pub templates: Vec<Arc<Template>>,
     /// Domains created through the API.
     pub domains: Vec<Domain>,
-    /// Buckets authorized for API templates (the embedded one always is).
-    pub authorized_buckets: Vec<String>,
+    /// (project owner key, bucket) pairs authorized for API templates (the
+    /// embedded bucket always is, for every project).
+    pub authorized_buckets: Vec<(String, String)>,
 }
 
 /// What the state database adds to a configuration.
@@ -96,8 +99,8 @@ pub struct Stored {
     pub templates: Vec<SnapshotConfig>,
     /// Domains created through the API.
     pub domains: Vec<Domain>,
-    /// Buckets authorized for API templates.
-    pub authorized_buckets: Vec<String>,
+    /// (project, bucket) pairs authorized for API templates.
+    pub authorized_buckets: Vec<(String, String)>,
 }
 
 /// The embedded default manifest, its templates in the service region (they
@@ -108,6 +111,11 @@ pub fn embedded_manifest(runtime: &RuntimeConfig) -> Result<Manifest, ConfigErro
         t.obs_location.location = runtime.region.clone();
     }
     Ok(manifest)
+}
+
+/// `raw` validated against `facts`, the error naming its template.
+fn validated(raw: &SnapshotConfig, facts: &HostFacts<'_>) -> Result<Template, ConfigError> {
+    raw.validate(facts).map_err(|field| ConfigError::Template { domain: raw.domain.clone(), app: raw.app().to_string(), field })
 }
 
 impl Config {
@@ -139,21 +147,16 @@ impl Config {
             authorized_buckets: stored.authorized_buckets.clone(),
         };
         let all_buckets = config.runtime.bucket_locations();
-        let authorized = config.authorized_bucket_locations();
-        let served = config.served_domains();
         let api = stored.templates.iter().map(|t| (t, Origin::Api));
         let mut templates: Vec<Arc<Template>> = Vec::new();
         for (raw, origin) in config.manifest.templates.iter().map(|t| (t, Origin::Manifest)).chain(api) {
-            let facts = match origin {
-                Origin::Manifest => HostFacts { region: &config.runtime.region, buckets: &all_buckets, domains: None },
-                Origin::Api => HostFacts { region: &config.runtime.region, buckets: &authorized, domains: Some(&served[..]) },
+            let t = match origin {
+                Origin::Manifest => validated(raw, &HostFacts { region: &config.runtime.region, buckets: &all_buckets, domains: None })?,
+                Origin::Api => {
+                    let owner = config.owner_of(&raw.domain).unwrap_or(project::DEFAULT).to_string();
+                    config.api_template(&owner, raw)?
+                }
             };
-            let mut t = raw.validate(&facts).map_err(|field| ConfigError::Template {
-                domain: raw.domain.clone(),
-                app: raw.app().to_string(),
-                field,
-            })?;
-            t.origin = origin;
             if let Some(other) = templates.iter().find(|o| o.domain == t.domain && o.app_name == t.app_name) {
                 let place = |o: Origin| if o == Origin::Manifest { "the manifest" } else { "the API state database" };
                 return Err(ConfigError::Invalid(format!(
@@ -187,29 +190,60 @@ impl Config {
         self.domains.iter().find(|d| d.name.eq_ignore_ascii_case(name))
     }
 
-    /// Buckets API templates may use: the embedded one and the authorized
-    /// ones, as (name, location).
-    pub fn authorized_bucket_locations(&self) -> Vec<(String, String)> {
-        let ok = |name: &str| name == runtime::EMBEDDED_BUCKET || self.authorized_buckets.iter().any(|b| b == name);
+    /// The owner key of the project a served domain belongs to: an API
+    /// domain's creator; the operator's domains belong to the default project.
+    pub fn owner_of(&self, domain: &str) -> Option<&str> {
+        if let Some(d) = self.api_domain(domain) {
+            return Some(&d.project);
+        }
+        self.runtime.served_domains(&self.manifest).iter().any(|d| d.eq_ignore_ascii_case(domain)).then_some(project::DEFAULT)
+    }
+
+    /// Whether `owner`'s project owns `domain`.
+    pub fn owns(&self, owner: &str, domain: &str) -> bool {
+        self.owner_of(domain) == Some(owner)
+    }
+
+    /// The served domains `owner`'s project owns.
+    pub fn domains_of(&self, owner: &str) -> Vec<String> {
+        self.served_domains().into_iter().filter(|d| self.owns(owner, d)).collect()
+    }
+
+    /// Buckets `owner`'s API templates may use: the embedded one and those
+    /// it authorized, as (name, location).
+    pub fn authorized_bucket_locations(&self, owner: &str) -> Vec<(String, String)> {
+        let ok = |name: &str| name == runtime::EMBEDDED_BUCKET || self.authorized_buckets.iter().any(|(p, b)| p == owner && b == name);
         self.runtime.bucket_locations().into_iter().filter(|(name, _)| ok(name)).collect()
     }
 
-    /// This configuration with the API template for (domain, app) replaced
-    /// by `raw`, or removed when `raw` is `None`. Only that template is
-    /// validated, so an API write costs the same with 1 or 100 templates.
-    pub fn with_api_template(&self, domain: &str, app: &str, raw: Option<&SnapshotConfig>) -> Result<Self, ConfigError> {
+    /// `raw` validated as an API template of `owner`'s project: its domain
+    /// must be one the project owns, its bucket one it may use, and the
+    /// tenant modules it names are the project's own.
+    fn api_template(&self, owner: &str, raw: &SnapshotConfig) -> Result<Template, ConfigError> {
+        let buckets = self.authorized_bucket_locations(owner);
+        let served = self.domains_of(owner);
+        let mut t = validated(raw, &HostFacts { region: &self.runtime.region, buckets: &buckets, domains: Some(&served[..]) })?;
+        t.origin = Origin::Api;
+        t.owner = owner.to_string();
+        let shared =
+            |name: &str| self.manifest.components.contains_key(name) || Stage::SNAPSHOT.map(Stage::default_component).contains(&name);
+        for name in [&mut t.encode, &mut t.store, &mut t.notify] {
+            if !shared(name) {
+                *name = project::module_key(owner, name);
+            }
+        }
+        Ok(t)
+    }
+
+    /// This configuration with `owner`'s API template for (domain, app)
+    /// replaced by `raw`, or removed when `raw` is `None`. Only that
+    /// template is validated, so an API write costs the same with 1 or 100
+    /// templates.
+    pub fn with_api_template(&self, owner: &str, domain: &str, app: &str, raw: Option<&SnapshotConfig>) -> Result<Self, ConfigError> {
         let mut templates: Vec<Arc<Template>> =
             self.templates.iter().filter(|t| !(t.origin == Origin::Api && t.domain == domain && t.app_name == app)).cloned().collect();
         if let Some(raw) = raw {
-            let buckets = self.authorized_bucket_locations();
-            let served = self.served_domains();
-            let facts = HostFacts { region: &self.runtime.region, buckets: &buckets, domains: Some(&served[..]) };
-            let mut t = raw.validate(&facts).map_err(|field| ConfigError::Template {
-                domain: raw.domain.clone(),
-                app: raw.app().to_string(),
-                field,
-            })?;
-            t.origin = Origin::Api;
+            let t = self.api_template(owner, raw)?;
             if templates.iter().any(|o| o.domain == t.domain && o.app_name == t.app_name) {
                 return Err(ConfigError::Invalid(format!("a template for domain '{}' app '{}' already exists", t.domain, t.app_name)));
             }
@@ -230,7 +264,7 @@ impl Config {
 
     /// This configuration with other API domains and authorized buckets
     /// (templates are unchanged: the caller checked they still fit).
-    pub fn with_tenancy(&self, domains: Vec<Domain>, authorized_buckets: Vec<String>) -> Self {
+    pub fn with_tenancy(&self, domains: Vec<Domain>, authorized_buckets: Vec<(String, String)>) -> Self {
         Self { templates: self.templates.clone(), domains, authorized_buckets, ..self.clone_without_templates() }
     }
 

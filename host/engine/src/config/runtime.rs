@@ -42,7 +42,7 @@ pub struct RuntimeConfig {
     /// `[egress]`: destinations the operator allows that the egress policy
     /// refuses by default (loopback, private ranges).
     pub egress: crate::egress::EgressPolicy,
-    /// `[quotas]`: what the API lets a project create.
+    /// `[quotas]`: what each project may create and run (counted per project).
     pub quotas: Quotas,
     /// `[http]`: HTTP connection limits and timeouts, API request checks.
     pub http: super::http::HttpSettings,
@@ -50,7 +50,7 @@ pub struct RuntimeConfig {
     pub tls: super::tls::TlsSettings,
 }
 
-/// `[quotas]` of the runtime config.
+/// `[quotas]` of the runtime config: limits per project.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Quotas {
@@ -226,6 +226,7 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
             name: EMBEDDED_BUCKET.into(),
             location: region.clone(),
             backend: Backend::Fs { path: state_dir.join(EMBEDDED_BUCKET) },
+            projects: None,
         });
     }
     Ok(RuntimeConfig {

@@ -38,6 +38,8 @@ pub struct Callback {
     pub body: Vec<u8>,
     /// What the re-signer needs to rebuild the body on a retry.
     pub resign: Option<String>,
+    /// The owner key of the template's project.
+    pub project: String,
 }
 
 /// A rebuilt request: (url, headers, body).
@@ -214,6 +216,7 @@ impl Delivery {
             last_error: None,
             created_at: 0,
             updated_at: 0,
+            project: cb.project,
         };
         match self.inner.store.enqueue(&item) {
             Ok(true) => self.inner.wake.notify_all(),

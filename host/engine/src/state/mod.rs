@@ -19,6 +19,9 @@ pub enum StateError {
         /// App.
         app: String,
     },
+    /// The change conflicts with what is stored (the message says how).
+    #[error("{0}")]
+    Conflict(String),
     /// The database failed.
     #[error("state database: {0}")]
     Db(#[from] rusqlite::Error),
@@ -102,6 +105,8 @@ pub struct OutboxItem {
     pub created_at: i64,
     /// Unix ms.
     pub updated_at: i64,
+    /// The owner key of the project whose template made it.
+    pub project: String,
 }
 
 /// The durable callback outbox.
@@ -114,10 +119,16 @@ pub trait OutboxTable: Send + Sync {
     fn next_due(&self) -> Result<Option<i64>, StateError>;
     /// Stores an attempt's outcome (status, attempts, next time, error, body).
     fn record_attempt(&self, item: &OutboxItem) -> Result<(), StateError>;
-    /// Callbacks by status (all when `None`), oldest first: (total, page).
-    fn list(&self, status: Option<OutboxStatus>, limit: usize, offset: usize) -> Result<(usize, Vec<OutboxItem>), StateError>;
-    /// Makes a failed callback pending again; false if it is not failed.
-    fn redeliver(&self, id: &str) -> Result<bool, StateError>;
+    /// A project's callbacks by status (all when `None`), oldest first: (total, page).
+    fn list(
+        &self,
+        project: &str,
+        status: Option<OutboxStatus>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(usize, Vec<OutboxItem>), StateError>;
+    /// Makes a project's failed callback pending again; false if it is not failed.
+    fn redeliver(&self, project: &str, id: &str) -> Result<bool, StateError>;
     /// (pending, failed) counts.
     fn counts(&self) -> Result<(u64, u64), StateError>;
 }
@@ -125,11 +136,39 @@ pub trait OutboxTable: Send + Sync {
 /// All the state a node keeps: what a shared database takes over when there
 /// are several nodes.
 pub trait StateDb:
-    TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable + UsageTable + DomainTable
+    TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable + UsageTable + DomainTable + ProjectTable
 {
 }
 
-impl<T: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable + UsageTable + DomainTable> StateDb for T {}
+impl<T: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable + UsageTable + DomainTable + ProjectTable>
+    StateDb for T
+{
+}
+
+/// Projects other than the default one (`livesnap project …`).
+pub trait ProjectTable: Send + Sync {
+    /// Every stored project, by name.
+    fn projects(&self) -> Result<Vec<crate::project::Project>, StateError>;
+    /// The project with that id, else with that name.
+    fn project(&self, id_or_name: &str) -> Result<Option<crate::project::Project>, StateError>;
+    /// The project an access key belongs to.
+    fn project_by_access_key(&self, access_key: &str) -> Result<Option<crate::project::Project>, StateError>;
+    /// The project whose token hashes to `token_sha256`.
+    fn project_by_token(&self, token_sha256: &str) -> Result<Option<crate::project::Project>, StateError>;
+    /// Adds a project; [`StateError::Conflict`] if its name (or a key) is taken.
+    fn insert_project(&self, project: &crate::project::Project) -> Result<(), StateError>;
+    /// Replaces a project's keys (rotation); false if there is no such project.
+    fn set_project_keys(
+        &self,
+        id: &str,
+        access_key: &str,
+        secret_key: &crate::secret::Secret,
+        token_sha256: &str,
+    ) -> Result<bool, StateError>;
+    /// Deletes a project with its bucket authorizations and modules;
+    /// [`StateError::Conflict`] while it owns domains; false if there was none.
+    fn delete_project(&self, id: &str) -> Result<bool, StateError>;
+}
 
 /// Domains created through the API, and the buckets authorized for
 /// templates (Huawei's OBS authorization).
@@ -142,20 +181,21 @@ pub trait DomainTable: Send + Sync {
     fn set_domain_status(&self, name: &str, status: &str) -> Result<bool, StateError>;
     /// Deletes a domain; false if there was none.
     fn delete_domain(&self, name: &str) -> Result<bool, StateError>;
-    /// The authorized buckets, by name.
-    fn authorized_buckets(&self) -> Result<Vec<String>, StateError>;
-    /// Authorizes (`true`) or revokes a bucket.
-    fn set_bucket_authorized(&self, bucket: &str, authorized: bool) -> Result<(), StateError>;
+    /// The authorized (project, bucket) pairs.
+    fn authorized_buckets(&self) -> Result<Vec<(String, String)>, StateError>;
+    /// Authorizes (`true`) or revokes a bucket for a project.
+    fn set_bucket_authorized(&self, project: &str, bucket: &str, authorized: bool) -> Result<(), StateError>;
 }
 
-/// Snapshots stored, per domain and hour (what usage is billed on).
+/// Snapshots stored, per project, domain and hour (what usage is billed on).
 pub trait UsageTable: Send + Sync {
-    /// Counts one snapshot stored for `domain` in the hour starting at unix
-    /// second `hour` (a multiple of 3600).
-    fn count_snapshot(&self, domain: &str, hour: i64) -> Result<(), StateError>;
-    /// Snapshots per hour from `from` to `to` (hour starts, inclusive) for
-    /// `domain`, or all domains; hours without snapshots are left out.
-    fn snapshot_counts(&self, domain: Option<&str>, from: i64, to: i64) -> Result<Vec<(i64, u64)>, StateError>;
+    /// Counts one snapshot stored for `project`'s `domain` in the hour
+    /// starting at unix second `hour` (a multiple of 3600).
+    fn count_snapshot(&self, project: &str, domain: &str, hour: i64) -> Result<(), StateError>;
+    /// A project's snapshots per hour from `from` to `to` (hour starts,
+    /// inclusive) for `domain`, or all its domains; hours without snapshots
+    /// are left out.
+    fn snapshot_counts(&self, project: &str, domain: Option<&str>, from: i64, to: i64) -> Result<Vec<(i64, u64)>, StateError>;
 }
 
 /// Pull sources created through the API.
@@ -181,6 +221,8 @@ pub trait KeyChainTable: Send + Sync {
 /// A tenant module uploaded through the API.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModuleRecord {
+    /// The owner key of its project.
+    pub project: String,
     /// Its name (what templates' `functions` use).
     pub name: String,
     /// Hex SHA-256 of the bytes.
@@ -212,14 +254,14 @@ pub struct ModuleSummary {
 pub trait ModuleTable: Send + Sync {
     /// Adds or replaces a module; true if it replaced one.
     fn put_module(&self, module: &ModuleRecord) -> Result<bool, StateError>;
-    /// Every module, by name.
+    /// Every project's modules, by project and name.
     fn modules(&self) -> Result<Vec<ModuleRecord>, StateError>;
-    /// One module, bytes included.
-    fn module(&self, name: &str) -> Result<Option<ModuleRecord>, StateError>;
-    /// Every module's name, hash and size, without reading its bytes.
-    fn module_summaries(&self) -> Result<Vec<ModuleSummary>, StateError>;
-    /// Deletes a module; false if there was none.
-    fn delete_module(&self, name: &str) -> Result<bool, StateError>;
+    /// One module of a project, bytes included.
+    fn module(&self, project: &str, name: &str) -> Result<Option<ModuleRecord>, StateError>;
+    /// A project's modules' names, hashes and sizes, without their bytes.
+    fn module_summaries(&self, project: &str) -> Result<Vec<ModuleSummary>, StateError>;
+    /// Deletes a project's module; false if there was none.
+    fn delete_module(&self, project: &str, name: &str) -> Result<bool, StateError>;
 }
 
 /// Key-value stores for components (Spin's `key-value` interface).

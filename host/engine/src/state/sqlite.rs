@@ -7,10 +7,12 @@ use rusqlite::{Connection, ErrorCode, params};
 
 use super::{
     DomainTable, KeyChainTable, KeyValueTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable,
-    SourceTable, StateError, TemplateTable, UsageTable,
+    ProjectTable, SourceTable, StateError, TemplateTable, UsageTable,
 };
 use crate::domain::Domain;
 use crate::ingest::url_auth::KeyChain;
+use crate::project::Project;
+use crate::secret::Secret;
 use crate::source::Source;
 use crate::template::SnapshotConfig;
 
@@ -93,6 +95,39 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE bucket_authority (bucket TEXT PRIMARY KEY);
     INSERT OR IGNORE INTO bucket_authority SELECT DISTINCT json_extract(config, '$.obs_location.bucket') FROM templates
         WHERE json_extract(config, '$.obs_location.bucket') IS NOT NULL;",
+    // 9: projects; what was there belongs to the default project.
+    "CREATE TABLE projects (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        access_key TEXT NOT NULL UNIQUE,
+        secret_key TEXT NOT NULL,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    ALTER TABLE domains ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE outbox ADD COLUMN project TEXT NOT NULL DEFAULT 'default';
+    CREATE TABLE bucket_authority_9 (project TEXT NOT NULL, bucket TEXT NOT NULL, PRIMARY KEY (project, bucket));
+    INSERT INTO bucket_authority_9 SELECT 'default', bucket FROM bucket_authority;
+    DROP TABLE bucket_authority;
+    ALTER TABLE bucket_authority_9 RENAME TO bucket_authority;
+    CREATE TABLE usage_9 (project TEXT NOT NULL, domain TEXT NOT NULL, hour INTEGER NOT NULL, snapshots INTEGER NOT NULL,
+        PRIMARY KEY (project, domain, hour));
+    INSERT INTO usage_9 SELECT 'default', domain, hour, snapshots FROM usage;
+    DROP TABLE usage;
+    ALTER TABLE usage_9 RENAME TO usage;
+    CREATE TABLE modules_9 (
+        project TEXT NOT NULL,
+        name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        bytes BLOB NOT NULL,
+        allowed_outbound_hosts TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        uploaded_at INTEGER NOT NULL,
+        PRIMARY KEY (project, name)
+    );
+    INSERT INTO modules_9 SELECT 'default', name, sha256, bytes, allowed_outbound_hosts, environment, uploaded_at FROM modules;
+    DROP TABLE modules;
+    ALTER TABLE modules_9 RENAME TO modules;",
 ];
 
 /// State in one SQLite file.
@@ -190,7 +225,7 @@ impl TemplateTable for SqliteState {
 }
 
 const ITEM_COLUMNS: &str =
-    "id, destination, url, headers, body, resign, status, attempts, next_attempt_at, last_error, created_at, updated_at";
+    "id, destination, url, headers, body, resign, status, attempts, next_attempt_at, last_error, created_at, updated_at, project";
 
 fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
     let headers: String = r.get(3)?;
@@ -208,6 +243,7 @@ fn item(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxItem> {
         last_error: r.get(9)?,
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
+        project: r.get(12)?,
     })
 }
 
@@ -215,9 +251,9 @@ impl OutboxTable for SqliteState {
     fn enqueue(&self, i: &OutboxItem) -> Result<bool, StateError> {
         let db = self.db.lock().unwrap();
         let n = db.execute(
-            "INSERT OR IGNORE INTO outbox (id, destination, url, headers, body, resign, status, attempts, next_attempt_at, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7, ?7)",
-            params![i.id, i.destination, i.url, serde_json::to_string(&i.headers).unwrap(), i.body, i.resign, now_ms()],
+            "INSERT OR IGNORE INTO outbox (id, destination, url, headers, body, resign, status, attempts, next_attempt_at, created_at, updated_at, project)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7, ?7, ?8)",
+            params![i.id, i.destination, i.url, serde_json::to_string(&i.headers).unwrap(), i.body, i.resign, now_ms(), i.project],
         )?;
         Ok(n > 0)
     }
@@ -255,21 +291,30 @@ impl OutboxTable for SqliteState {
         Ok(())
     }
 
-    fn list(&self, status: Option<OutboxStatus>, limit: usize, offset: usize) -> Result<(usize, Vec<OutboxItem>), StateError> {
+    fn list(
+        &self,
+        project: &str,
+        status: Option<OutboxStatus>,
+        limit: usize,
+        offset: usize,
+    ) -> Result<(usize, Vec<OutboxItem>), StateError> {
         let db = self.db.lock().unwrap();
         let filter = status.map(|s| s.to_string()).unwrap_or_else(|| "%".into());
-        let total: i64 = db.query_row("SELECT COUNT(*) FROM outbox WHERE status LIKE ?1", params![filter], |r| r.get(0))?;
-        let mut q =
-            db.prepare(&format!("SELECT {ITEM_COLUMNS} FROM outbox WHERE status LIKE ?1 ORDER BY created_at, id LIMIT ?2 OFFSET ?3"))?;
-        let rows = q.query_map(params![filter, limit as i64, offset as i64], item)?;
+        let total: i64 =
+            db.query_row("SELECT COUNT(*) FROM outbox WHERE project = ?2 AND status LIKE ?1", params![filter, project], |r| r.get(0))?;
+        let mut q = db.prepare(&format!(
+            "SELECT {ITEM_COLUMNS} FROM outbox WHERE project = ?4 AND status LIKE ?1 ORDER BY created_at, id LIMIT ?2 OFFSET ?3"
+        ))?;
+        let rows = q.query_map(params![filter, limit as i64, offset as i64, project], item)?;
         Ok((total as usize, rows.collect::<Result<_, _>>()?))
     }
 
-    fn redeliver(&self, id: &str) -> Result<bool, StateError> {
+    fn redeliver(&self, project: &str, id: &str) -> Result<bool, StateError> {
         let db = self.db.lock().unwrap();
         let n = db.execute(
-            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2, updated_at = ?2 WHERE id = ?1 AND status = 'failed'",
-            params![id, now_ms()],
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?2, updated_at = ?2
+             WHERE id = ?1 AND status = 'failed' AND project = ?3",
+            params![id, now_ms(), project],
         )?;
         Ok(n > 0)
     }
@@ -318,7 +363,7 @@ impl KeyChainTable for SqliteState {
 impl DomainTable for SqliteState {
     fn domains(&self) -> Result<Vec<Domain>, StateError> {
         let db = self.db.lock().unwrap();
-        let mut q = db.prepare("SELECT name, domain_type, region, status, service_area, created_at FROM domains ORDER BY name")?;
+        let mut q = db.prepare("SELECT name, domain_type, region, status, service_area, created_at, project FROM domains ORDER BY name")?;
         let rows = q.query_map([], |r| {
             Ok(Domain {
                 name: r.get(0)?,
@@ -327,6 +372,7 @@ impl DomainTable for SqliteState {
                 status: r.get(3)?,
                 service_area: r.get(4)?,
                 created_at: r.get(5)?,
+                project: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -335,8 +381,8 @@ impl DomainTable for SqliteState {
     fn insert_domain(&self, d: &Domain) -> Result<(), StateError> {
         let db = self.db.lock().unwrap();
         match db.execute(
-            "INSERT INTO domains (name, domain_type, region, status, service_area, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![d.name, d.domain_type, d.region, d.status, d.service_area, d.created_at],
+            "INSERT INTO domains (name, domain_type, region, status, service_area, created_at, project) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![d.name, d.domain_type, d.region, d.status, d.service_area, d.created_at, d.project],
         ) {
             Ok(_) => Ok(()),
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
@@ -356,42 +402,42 @@ impl DomainTable for SqliteState {
         Ok(db.execute("DELETE FROM domains WHERE name = ?1", params![name])? > 0)
     }
 
-    fn authorized_buckets(&self) -> Result<Vec<String>, StateError> {
+    fn authorized_buckets(&self) -> Result<Vec<(String, String)>, StateError> {
         let db = self.db.lock().unwrap();
-        let mut q = db.prepare("SELECT bucket FROM bucket_authority ORDER BY bucket")?;
-        let rows = q.query_map([], |r| r.get(0))?;
+        let mut q = db.prepare("SELECT project, bucket FROM bucket_authority ORDER BY project, bucket")?;
+        let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn set_bucket_authorized(&self, bucket: &str, authorized: bool) -> Result<(), StateError> {
+    fn set_bucket_authorized(&self, project: &str, bucket: &str, authorized: bool) -> Result<(), StateError> {
         let db = self.db.lock().unwrap();
         if authorized {
-            db.execute("INSERT OR IGNORE INTO bucket_authority (bucket) VALUES (?1)", params![bucket])?;
+            db.execute("INSERT OR IGNORE INTO bucket_authority (project, bucket) VALUES (?1, ?2)", params![project, bucket])?;
         } else {
-            db.execute("DELETE FROM bucket_authority WHERE bucket = ?1", params![bucket])?;
+            db.execute("DELETE FROM bucket_authority WHERE project = ?1 AND bucket = ?2", params![project, bucket])?;
         }
         Ok(())
     }
 }
 
 impl UsageTable for SqliteState {
-    fn count_snapshot(&self, domain: &str, hour: i64) -> Result<(), StateError> {
+    fn count_snapshot(&self, project: &str, domain: &str, hour: i64) -> Result<(), StateError> {
         let db = self.db.lock().unwrap();
         db.execute(
-            "INSERT INTO usage (domain, hour, snapshots) VALUES (?1, ?2, 1)
-             ON CONFLICT(domain, hour) DO UPDATE SET snapshots = snapshots + 1",
-            params![domain, hour],
+            "INSERT INTO usage (project, domain, hour, snapshots) VALUES (?1, ?2, ?3, 1)
+             ON CONFLICT(project, domain, hour) DO UPDATE SET snapshots = snapshots + 1",
+            params![project, domain, hour],
         )?;
         Ok(())
     }
 
-    fn snapshot_counts(&self, domain: Option<&str>, from: i64, to: i64) -> Result<Vec<(i64, u64)>, StateError> {
+    fn snapshot_counts(&self, project: &str, domain: Option<&str>, from: i64, to: i64) -> Result<Vec<(i64, u64)>, StateError> {
         let db = self.db.lock().unwrap();
         let mut q = db.prepare(
-            "SELECT hour, SUM(snapshots) FROM usage WHERE hour BETWEEN ?1 AND ?2 AND (?3 IS NULL OR domain = ?3)
+            "SELECT hour, SUM(snapshots) FROM usage WHERE project = ?4 AND hour BETWEEN ?1 AND ?2 AND (?3 IS NULL OR domain = ?3)
              GROUP BY hour ORDER BY hour",
         )?;
-        let rows = q.query_map(params![from, to, domain], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64)))?;
+        let rows = q.query_map(params![from, to, domain, project], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as u64)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
@@ -429,7 +475,7 @@ impl SqliteState {
     fn select_modules(&self, filter: &str, args: impl rusqlite::Params) -> Result<Vec<ModuleRecord>, StateError> {
         let db = self.db.lock().unwrap();
         let mut q = db.prepare(&format!(
-            "SELECT name, sha256, bytes, allowed_outbound_hosts, environment, uploaded_at FROM modules {filter} ORDER BY name"
+            "SELECT name, sha256, bytes, allowed_outbound_hosts, environment, uploaded_at, project FROM modules {filter} ORDER BY project, name"
         ))?;
         let rows = q.query_map(args, |r| {
             let hosts: String = r.get(3)?;
@@ -441,6 +487,7 @@ impl SqliteState {
                 allowed_outbound_hosts: serde_json::from_str(&hosts).unwrap_or_default(),
                 environment: serde_json::from_str(&env).unwrap_or_default(),
                 uploaded_at: r.get(5)?,
+                project: r.get(6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -450,16 +497,21 @@ impl SqliteState {
 impl ModuleTable for SqliteState {
     fn put_module(&self, m: &ModuleRecord) -> Result<bool, StateError> {
         let db = self.db.lock().unwrap();
-        let existed: bool = db.query_row("SELECT COUNT(*) FROM modules WHERE name = ?1", params![m.name], |r| r.get::<_, i64>(0))? > 0;
+        let existed: bool =
+            db.query_row("SELECT COUNT(*) FROM modules WHERE project = ?1 AND name = ?2", params![m.project, m.name], |r| {
+                r.get::<_, i64>(0)
+            })? > 0;
         db.execute(
-            "INSERT OR REPLACE INTO modules (name, sha256, bytes, allowed_outbound_hosts, environment, uploaded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR REPLACE INTO modules (project, name, sha256, bytes, allowed_outbound_hosts, environment, uploaded_at)
+             VALUES (?7, ?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 m.name,
                 m.sha256,
                 m.bytes,
                 serde_json::to_string(&m.allowed_outbound_hosts).unwrap(),
                 serde_json::to_string(&m.environment).unwrap(),
-                now()
+                now(),
+                m.project
             ],
         )?;
         Ok(existed)
@@ -469,22 +521,105 @@ impl ModuleTable for SqliteState {
         self.select_modules("", params![])
     }
 
-    fn module(&self, name: &str) -> Result<Option<ModuleRecord>, StateError> {
-        Ok(self.select_modules("WHERE name = ?1", params![name])?.pop())
+    fn module(&self, project: &str, name: &str) -> Result<Option<ModuleRecord>, StateError> {
+        Ok(self.select_modules("WHERE project = ?1 AND name = ?2", params![project, name])?.pop())
     }
 
-    fn module_summaries(&self) -> Result<Vec<ModuleSummary>, StateError> {
+    fn module_summaries(&self, project: &str) -> Result<Vec<ModuleSummary>, StateError> {
         let db = self.db.lock().unwrap();
-        let mut q = db.prepare("SELECT name, sha256, length(bytes), uploaded_at FROM modules ORDER BY name")?;
-        let rows = q.query_map([], |r| {
+        let mut q = db.prepare("SELECT name, sha256, length(bytes), uploaded_at FROM modules WHERE project = ?1 ORDER BY name")?;
+        let rows = q.query_map(params![project], |r| {
             Ok(ModuleSummary { name: r.get(0)?, sha256: r.get(1)?, size: r.get::<_, i64>(2)? as usize, uploaded_at: r.get(3)? })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn delete_module(&self, name: &str) -> Result<bool, StateError> {
+    fn delete_module(&self, project: &str, name: &str) -> Result<bool, StateError> {
         let db = self.db.lock().unwrap();
-        Ok(db.execute("DELETE FROM modules WHERE name = ?1", params![name])? > 0)
+        Ok(db.execute("DELETE FROM modules WHERE project = ?1 AND name = ?2", params![project, name])? > 0)
+    }
+}
+
+fn project(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
+    Ok(Project {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        access_key: r.get(2)?,
+        secret_key: Secret::new(r.get::<_, String>(3)?),
+        token_sha256: r.get(4)?,
+        created_at: r.get(5)?,
+    })
+}
+
+const PROJECT_COLUMNS: &str = "id, name, access_key, secret_key, token_sha256, created_at";
+
+impl SqliteState {
+    fn select_project(&self, filter: &str, arg: &str) -> Result<Option<Project>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE {filter} = ?1"))?;
+        let mut rows = q.query_map(params![arg], project)?;
+        Ok(rows.next().transpose()?)
+    }
+}
+
+impl ProjectTable for SqliteState {
+    fn projects(&self) -> Result<Vec<Project>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY name"))?;
+        let rows = q.query_map([], project)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn project(&self, id_or_name: &str) -> Result<Option<Project>, StateError> {
+        match self.select_project("id", id_or_name)? {
+            Some(p) => Ok(Some(p)),
+            None => self.select_project("name", id_or_name),
+        }
+    }
+
+    fn project_by_access_key(&self, access_key: &str) -> Result<Option<Project>, StateError> {
+        self.select_project("access_key", access_key)
+    }
+
+    fn project_by_token(&self, token_sha256: &str) -> Result<Option<Project>, StateError> {
+        self.select_project("token_sha256", token_sha256)
+    }
+
+    fn insert_project(&self, p: &Project) -> Result<(), StateError> {
+        let db = self.db.lock().unwrap();
+        match db.execute(
+            &format!("INSERT INTO projects ({PROJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+            params![p.id, p.name, p.access_key, p.secret_key.expose(), p.token_sha256, p.created_at],
+        ) {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
+                Err(StateError::Conflict(format!("a project named '{}' already exists", p.name)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn set_project_keys(&self, id: &str, access_key: &str, secret_key: &Secret, token_sha256: &str) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        let n = db.execute(
+            "UPDATE projects SET access_key = ?2, secret_key = ?3, token_sha256 = ?4 WHERE id = ?1",
+            params![id, access_key, secret_key.expose(), token_sha256],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn delete_project(&self, id: &str) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        let tx = db.unchecked_transaction()?;
+        let domains: i64 = tx.query_row("SELECT COUNT(*) FROM domains WHERE project = ?1", params![id], |r| r.get(0))?;
+        if domains > 0 {
+            return Err(StateError::Conflict(format!("the project owns {domains} domain(s); delete them through the API first")));
+        }
+        tx.execute("DELETE FROM bucket_authority WHERE project = ?1", params![id])?;
+        tx.execute("DELETE FROM modules WHERE project = ?1", params![id])?;
+        let n = tx.execute("DELETE FROM projects WHERE id = ?1", params![id])?;
+        tx.commit()?;
+        Ok(n > 0)
     }
 }
 
@@ -522,6 +657,7 @@ impl KeyValueTable for SqliteState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::project::DEFAULT;
     use crate::template::ObsLocation;
 
     #[test]
@@ -545,5 +681,91 @@ mod tests {
         assert_eq!(s.templates().unwrap()[0].time_interval, 20);
         assert!(s.delete_template("example.com", "live").unwrap());
         assert!(s.templates().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_database_from_before_projects_gives_everything_to_the_default_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let db = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..8] {
+                db.execute_batch(sql).unwrap();
+            }
+            db.pragma_update(None, "user_version", 8).unwrap();
+            db.execute_batch(
+                "INSERT INTO domains VALUES ('a.example.com', 'push', 'r', 'on', '', 1);
+                 INSERT INTO bucket_authority VALUES ('shots');
+                 INSERT INTO usage VALUES ('a.example.com', 3600, 7);
+                 INSERT INTO modules VALUES ('enc', 'h', x'00', '[]', '[]', 1);
+                 INSERT INTO outbox (id, destination, url, headers, body, status, attempts, next_attempt_at, created_at, updated_at)
+                     VALUES ('cb', 'http://x', 'http://x/', '[]', x'00', 'failed', 3, 0, 0, 0);",
+            )
+            .unwrap();
+        }
+        let s = SqliteState::open(&path).unwrap();
+        assert_eq!(s.domains().unwrap()[0].project, DEFAULT);
+        assert_eq!(s.authorized_buckets().unwrap(), [(DEFAULT.to_string(), "shots".to_string())]);
+        assert_eq!(s.snapshot_counts(DEFAULT, None, 0, 7200).unwrap(), [(3600, 7)]);
+        assert_eq!(s.module(DEFAULT, "enc").unwrap().unwrap().name, "enc");
+        assert_eq!(s.list(DEFAULT, None, 10, 0).unwrap().0, 1);
+        assert!(!s.redeliver("p2", "cb").unwrap(), "another project cannot redeliver it");
+        assert!(s.redeliver(DEFAULT, "cb").unwrap());
+    }
+
+    #[test]
+    fn projects_are_found_by_key_and_token_and_keep_their_resources_apart() {
+        let s = SqliteState::in_memory().unwrap();
+        let (a, keys) = Project::generate("a").unwrap();
+        s.insert_project(&a).unwrap();
+        let (mut again, _) = Project::generate("a").unwrap();
+        assert!(matches!(s.insert_project(&again), Err(StateError::Conflict(_))), "names are unique");
+        again.name = "b".into();
+        s.insert_project(&again).unwrap();
+        assert_eq!(s.project_by_access_key(&keys.access_key).unwrap().unwrap().id, a.id);
+        assert_eq!(s.project_by_token(&crate::project::token_hash(keys.token.expose())).unwrap().unwrap().id, a.id);
+        assert!(s.project_by_token(keys.token.expose()).unwrap().is_none(), "the token itself is not stored");
+        assert_eq!(s.project("a").unwrap().unwrap().id, a.id);
+        assert_eq!(s.project(&a.id).unwrap().unwrap().name, "a");
+
+        // Resources of one project are not another's.
+        s.count_snapshot(&a.id, "a.example.com", 0).unwrap();
+        assert!(s.snapshot_counts(&again.id, None, 0, 0).unwrap().is_empty());
+        s.set_bucket_authorized(&a.id, "shots", true).unwrap();
+        s.set_bucket_authorized(&again.id, "shots", false).unwrap();
+        assert_eq!(s.authorized_buckets().unwrap(), [(a.id.clone(), "shots".to_string())]);
+        let module = ModuleRecord {
+            project: a.id.clone(),
+            name: "enc".into(),
+            sha256: "h".into(),
+            bytes: vec![0],
+            allowed_outbound_hosts: vec![],
+            environment: vec![],
+            uploaded_at: 0,
+        };
+        s.put_module(&module).unwrap();
+        assert!(s.module(&again.id, "enc").unwrap().is_none());
+        assert!(!s.delete_module(&again.id, "enc").unwrap());
+        assert_eq!(s.module_summaries(&a.id).unwrap().len(), 1);
+
+        // Rotation replaces every key; deletion waits for the domains.
+        let fresh = crate::project::Keys::generate();
+        assert!(s.set_project_keys(&a.id, &fresh.access_key, &fresh.secret_key, "t2").unwrap());
+        assert!(s.project_by_access_key(&keys.access_key).unwrap().is_none());
+        let domain = Domain {
+            name: "a.example.com".into(),
+            domain_type: "push".into(),
+            region: "r".into(),
+            status: "on".into(),
+            service_area: String::new(),
+            created_at: 0,
+            project: a.id.clone(),
+        };
+        s.insert_domain(&domain).unwrap();
+        assert!(matches!(s.delete_project(&a.id), Err(StateError::Conflict(_))));
+        s.delete_domain("a.example.com").unwrap();
+        assert!(s.delete_project(&a.id).unwrap());
+        assert!(s.module(&a.id, "enc").unwrap().is_none(), "its modules go with it");
+        assert!(s.authorized_buckets().unwrap().is_empty(), "and its authorizations");
     }
 }

@@ -25,6 +25,7 @@ pub struct BucketSection {
     secret_key_file: Option<String>,
     presign_expiry_secs: Option<u64>,
     timeout_secs: Option<u64>,
+    projects: Option<Vec<String>>,
 }
 
 /// The declared buckets, each in the service `region`; relative paths
@@ -50,7 +51,7 @@ pub fn declared(sections: Vec<BucketSection>, region: &str, base: &Path) -> Resu
         if buckets.iter().any(|x| x.name == b.name) {
             return Err(format!("bucket '{}' is declared twice", b.name));
         }
-        buckets.push(BucketConfig { name: b.name, location, backend });
+        buckets.push(BucketConfig { name: b.name, location, backend, projects: b.projects });
     }
     Ok(buckets)
 }

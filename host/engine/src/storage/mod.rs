@@ -18,6 +18,9 @@ pub struct BucketConfig {
     pub location: String,
     /// Where its objects live.
     pub backend: Backend,
+    /// The `project_id`s that may authorize it (`projects = [...]`); any
+    /// project when absent.
+    pub projects: Option<Vec<String>>,
 }
 
 /// Storage backends.

@@ -1,6 +1,7 @@
 //! Request authentication as Huawei's API gateway does it: AK/SK signing
 //! (`SDK-HMAC-SHA256`, as huaweicloudsdkcore's signer builds it), or a plain
-//! `X-Auth-Token` for curl.
+//! `X-Auth-Token` for curl. The access key or token names the project; the
+//! caller looks it up and checks the signature with that project's secret.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,7 +12,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::credentials::ApiCredentials;
+use crate::config::credentials::Secret;
 use crate::encoding::{UNRESERVED, percent_decode, percent_encode};
 
 /// How far `X-Sdk-Date` may be from the server clock.
@@ -75,6 +76,9 @@ pub enum AuthError {
     /// Unknown access key, wrong secret, or a changed request or body.
     #[error("the signature does not match (unknown access key, wrong secret key, or the request was changed)")]
     BadSignature,
+    /// Valid credentials of another project than the path's.
+    #[error("the credentials are not those of project '{0}'")]
+    OtherProject(String),
     /// A state-changing signed request seen before.
     #[error("this signed request was already received; sign every request anew")]
     Replayed,
@@ -93,16 +97,17 @@ pub struct Policy {
 /// What the headers alone establish.
 #[derive(Debug)]
 pub enum Checked {
-    /// A valid `X-Auth-Token`: nothing left to check.
-    Token,
-    /// A signature by a known access key, fresh and over the required
-    /// headers; it still has to be checked over the body.
+    /// An `X-Auth-Token`, to be looked up.
+    Token(Secret),
+    /// A signature, fresh and over the required headers; its access key is
+    /// still to be looked up and the signature checked over the body.
     Signed(Pending),
 }
 
 /// A signature whose headers checked out.
 #[derive(Debug)]
 pub struct Pending {
+    access_key: String,
     signed_headers: Vec<String>,
     signature: String,
     date: String,
@@ -111,12 +116,15 @@ pub struct Pending {
     policy: Policy,
 }
 
-/// Checks what can be checked before the body is read: the token fully;
-/// for a signature its form, the date, the signed headers and the access key.
-pub fn check_headers(creds: &ApiCredentials, policy: Policy, headers: &HeaderMap, now: SystemTime) -> Result<Checked, AuthError> {
+/// Checks what can be checked before the body is read and without knowing
+/// the project: for a signature its form, the date and the signed headers.
+pub fn check_headers(policy: Policy, headers: &HeaderMap, now: SystemTime) -> Result<Checked, AuthError> {
     if let Some(token) = headers.get("x-auth-token") {
         let token = std::str::from_utf8(token.as_bytes()).map_err(|_| AuthError::BadToken)?;
-        return if creds.token.matches(token) { Ok(Checked::Token) } else { Err(AuthError::BadToken) };
+        if token.is_empty() {
+            return Err(AuthError::BadToken);
+        }
+        return Ok(Checked::Token(Secret::new(token)));
     }
     let auth = headers.get("authorization").ok_or(AuthError::Missing)?.to_str().map_err(|_| AuthError::Scheme)?;
     let fields = auth.strip_prefix(ALGORITHM).ok_or(AuthError::Scheme)?;
@@ -161,15 +169,26 @@ pub fn check_headers(creds: &ApiCredentials, policy: Policy, headers: &HeaderMap
         Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {}
         Some(_) => return Err(AuthError::BadContentHash),
     }
-    if !bool::from(access.as_bytes().ct_eq(creds.access_key.as_bytes())) {
-        return Err(AuthError::BadSignature);
-    }
-    Ok(Checked::Signed(Pending { signed_headers, signature: signature.to_string(), date, at, content_hash, policy }))
+    Ok(Checked::Signed(Pending {
+        access_key: access.to_string(),
+        signed_headers,
+        signature: signature.to_string(),
+        date,
+        at,
+        content_hash,
+        policy,
+    }))
 }
 
 impl Pending {
-    /// Checks the signature over the request as it arrived, body included.
-    pub fn verify(&self, creds: &ApiCredentials, r: &SignedRequest<'_>) -> Result<(), AuthError> {
+    /// The access key that signed (not yet known to be anyone's).
+    pub fn access_key(&self) -> &str {
+        &self.access_key
+    }
+
+    /// Checks the signature with the access key's `secret_key` over the
+    /// request as it arrived, body included.
+    pub fn verify(&self, secret_key: &Secret, r: &SignedRequest<'_>) -> Result<(), AuthError> {
         let actual = hex::encode(Sha256::digest(r.body));
         // What the client hashed as the payload, as the SDKs do: an empty
         // body is always the empty hash; a claimed hash must be the body's.
@@ -184,7 +203,7 @@ impl Pending {
         }
         let names: Vec<&str> = self.signed_headers.iter().map(String::as_str).collect();
         for payload in &payloads {
-            let expected = signature_for(creds.secret_key.expose(), r, &names, &self.date, payload)?;
+            let expected = signature_for(secret_key.expose(), r, &names, &self.date, payload)?;
             if bool::from(expected.as_bytes().ct_eq(self.signature.as_bytes())) {
                 return Ok(());
             }
@@ -200,14 +219,6 @@ impl Pending {
     /// `X-Sdk-Date`.
     pub fn date(&self) -> SystemTime {
         self.at
-    }
-}
-
-/// Checks a request's credentials, headers and body at once.
-pub fn verify(creds: &ApiCredentials, policy: Policy, r: &SignedRequest<'_>, now: SystemTime) -> Result<(), AuthError> {
-    match check_headers(creds, policy, r.headers, now)? {
-        Checked::Token => Ok(()),
-        Checked::Signed(pending) => pending.verify(creds, r),
     }
 }
 
@@ -321,7 +332,18 @@ fn parse_date(s: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::credentials::Secret;
+    use crate::config::credentials::ApiCredentials;
+
+    /// One project's check, as the service does it for the project a key
+    /// or token names.
+    fn verify(creds: &ApiCredentials, policy: Policy, r: &SignedRequest<'_>, now: SystemTime) -> Result<(), AuthError> {
+        match check_headers(policy, r.headers, now)? {
+            Checked::Token(t) if creds.token.matches(t.expose()) => Ok(()),
+            Checked::Token(_) => Err(AuthError::BadToken),
+            Checked::Signed(p) if crate::secret::equal(p.access_key(), &creds.access_key) => p.verify(&creds.secret_key, r),
+            Checked::Signed(_) => Err(AuthError::BadSignature),
+        }
+    }
 
     #[test]
     fn dates_and_canonical_forms() {

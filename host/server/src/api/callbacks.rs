@@ -3,31 +3,31 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, RawQuery, State as AxState};
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::params::Params;
 use super::run_blocking;
 use crate::app::State;
-use crate::control::{self, check_project};
+use crate::control;
+use crate::control::projects::Tenant;
 use crate::state::OutboxStatus;
 
 /// GET `?status=pending|delivered|failed&limit=&offset=`.
 pub async fn list(
     AxState(state): AxState<Arc<State>>,
-    Path(project): Path<String>,
+    Extension(tenant): Extension<Tenant>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    check_project(&state, &project)?;
     let params = Params::parse(q.as_deref().unwrap_or(""))?;
     let status = match params.get("status") {
         Some(s) => Some(s.parse::<OutboxStatus>().map_err(|e| ApiError::invalid(format!("status: {e}")))?),
         None => None,
     };
     let page = params.page(10, 100)?;
-    let listing = run_blocking(move || control::callbacks::list(&state, status, page)).await?;
+    let listing = run_blocking(move || control::callbacks::list(&state, &tenant, status, page)).await?;
     let callbacks: Vec<_> = listing
         .items
         .iter()
@@ -42,9 +42,12 @@ pub async fn list(
 }
 
 /// POST `/{id}/redeliver`: a failed callback becomes pending again.
-pub async fn redeliver(AxState(state): AxState<Arc<State>>, Path((project, id)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
-    check_project(&state, &project)?;
+pub async fn redeliver(
+    AxState(state): AxState<Arc<State>>,
+    Extension(tenant): Extension<Tenant>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
     let queued = id.clone();
-    run_blocking(move || state.writer().redeliver_callback(&queued)).await?;
+    run_blocking(move || state.writer().redeliver_callback(&tenant, &queued)).await?;
     Ok(Json(json!({"id": id, "status": "pending"})))
 }

@@ -4,18 +4,19 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State as AxState};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::params::Params;
 use super::run_blocking;
 use crate::app::State;
+use crate::control;
 use crate::control::modules::{ModuleDetails, ModuleSource};
-use crate::control::{self, check_project};
+use crate::control::projects::Tenant;
 
 /// Largest module accepted.
 pub const MAX_MODULE: usize = 32 << 20;
@@ -24,11 +25,11 @@ pub const MAX_MODULE: usize = 32 << 20;
 /// Query: `allowed_outbound_hosts=` (repeatable) and `env=KEY=VALUE` (repeatable).
 pub async fn upload(
     AxState(state): AxState<Arc<State>>,
-    Path((project, name)): Path<(String, String)>,
+    Extension(tenant): Extension<Tenant>,
+    Path((_, name)): Path<(String, String)>,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    check_project(&state, &project)?;
     let params = Params::parse(q.as_deref().unwrap_or(""))?;
     let hosts = params.all("allowed_outbound_hosts");
     let mut environment = Vec::new();
@@ -36,15 +37,14 @@ pub async fn upload(
         let (k, v) = kv.split_once('=').ok_or_else(|| ApiError::invalid(format!("env: '{kv}' is not KEY=VALUE")))?;
         environment.push((k.to_string(), v.to_string()));
     }
-    let uploaded = run_blocking(move || state.writer().upload_module(&name, &body, hosts, environment)).await?;
+    let uploaded = run_blocking(move || state.writer().upload_module(&tenant, &name, &body, hosts, environment)).await?;
     let status = if uploaded.replaced { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(view(&uploaded.module))))
 }
 
 /// GET: every module (uploaded, from the manifest, built in).
-pub async fn list(AxState(state): AxState<Arc<State>>, Path(project): Path<String>) -> Result<Json<Value>, ApiError> {
-    check_project(&state, &project)?;
-    let modules = run_blocking(move || control::modules::list(&state)).await?;
+pub async fn list(AxState(state): AxState<Arc<State>>, Extension(tenant): Extension<Tenant>) -> Result<Json<Value>, ApiError> {
+    let modules = run_blocking(move || control::modules::list(&state, &tenant)).await?;
     let list: Vec<Value> = modules
         .iter()
         .map(|m| match &m.source {
@@ -58,16 +58,22 @@ pub async fn list(AxState(state): AxState<Arc<State>>, Path(project): Path<Strin
 }
 
 /// GET one: its worlds, imports and exports.
-pub async fn inspect(AxState(state): AxState<Arc<State>>, Path((project, name)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
-    check_project(&state, &project)?;
-    let details = run_blocking(move || control::modules::inspect(&state, &name)).await?;
+pub async fn inspect(
+    AxState(state): AxState<Arc<State>>,
+    Extension(tenant): Extension<Tenant>,
+    Path((_, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let details = run_blocking(move || control::modules::inspect(&state, &tenant, &name)).await?;
     Ok(Json(view(&details)))
 }
 
 /// DELETE: refused while a template uses it.
-pub async fn delete(AxState(state): AxState<Arc<State>>, Path((project, name)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
-    check_project(&state, &project)?;
-    run_blocking(move || state.writer().delete_module(&name)).await?;
+pub async fn delete(
+    AxState(state): AxState<Arc<State>>,
+    Extension(tenant): Extension<Tenant>,
+    Path((_, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    run_blocking(move || state.writer().delete_module(&tenant, &name)).await?;
     Ok(Json(json!({})))
 }
 

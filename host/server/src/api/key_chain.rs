@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State as AxState};
+use axum::extract::{RawQuery, State as AxState};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -17,7 +17,8 @@ use super::error::ApiError;
 use super::params::Params;
 use super::run_blocking;
 use crate::app::State;
-use crate::control::{self, check_project};
+use crate::control;
+use crate::control::projects::Tenant;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,41 +35,38 @@ fn domain_param(q: Option<&str>) -> Result<String, ApiError> {
 /// PUT: sets (creates or replaces) a domain's key chain.
 pub async fn update(
     AxState(state): AxState<Arc<State>>,
-    Path(project): Path<String>,
+    Extension(tenant): Extension<Tenant>,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    check_project(&state, &project)?;
-    let domain = control::key_chains::served_domain(&state, &domain_param(q.as_deref())?)?;
+    let domain = control::key_chains::served_domain(&state, &tenant, &domain_param(q.as_deref())?)?;
     let info: KeyChainInfo =
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("the body is not a valid KeyChainInfo: {e}")))?;
     let chain = control::key_chains::key_chain(info.key, info.auth_type.as_deref(), info.timeout)?;
     let st = state.clone();
-    run_blocking(move || st.writer().set_key_chain(&domain, chain)).await?;
+    run_blocking(move || st.writer().set_key_chain(&tenant, &domain, chain)).await?;
     Ok(StatusCode::OK)
 }
 
 /// GET: a domain's key chain, key masked.
 pub async fn show(
     AxState(state): AxState<Arc<State>>,
-    Path(project): Path<String>,
+    Extension(tenant): Extension<Tenant>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    check_project(&state, &project)?;
     let domain = domain_param(q.as_deref())?;
-    let chain = control::key_chains::show(&state, &domain)?;
+    let chain = control::key_chains::show(&state, &tenant, &domain)?;
     Ok(Json(json!({"key": "*".repeat(chain.key.len()), "auth_type": chain.auth_type.as_str(), "timeout": chain.timeout.as_secs()})))
 }
 
 /// DELETE: turns ingest URL validation off for a domain.
 pub async fn delete(
     AxState(state): AxState<Arc<State>>,
-    Path(project): Path<String>,
+    Extension(tenant): Extension<Tenant>,
     RawQuery(q): RawQuery,
 ) -> Result<StatusCode, ApiError> {
-    check_project(&state, &project)?;
     let domain = domain_param(q.as_deref())?;
     let st = state.clone();
-    run_blocking(move || st.writer().delete_key_chain(&domain)).await?;
+    run_blocking(move || st.writer().delete_key_chain(&tenant, &domain)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

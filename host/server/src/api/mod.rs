@@ -28,6 +28,8 @@ use axum::{Extension, Router};
 use serde_json::json;
 
 use crate::app::State;
+use crate::config::credentials::Secret;
+use crate::control::projects::{self, Tenant};
 use crate::limiter::client_key;
 use auth::{AuthError, Checked, SignedRequest};
 use error::{ApiError, codes};
@@ -169,10 +171,21 @@ async fn authenticate(
     };
     let now = SystemTime::now();
     // Nothing of the body is read for a request that cannot be authentic.
-    let checked = match auth::check_headers(state.credentials(), guard.policy, &parts.headers, now) {
+    let checked = match auth::check_headers(guard.policy, &parts.headers, now) {
         Ok(checked) => checked,
         Err(reason) => return refuse(reason),
     };
+    let (tenant, secret_key) = match lookup(&state, &checked).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(reason)) => return refuse(reason),
+        Err(e) => return e.into_response(),
+    };
+    // As the gateway does: credentials are good for their own project's
+    // paths only, and the answer is the same whether the path's exists.
+    if path_project(parts.uri.path()) != Some(tenant.project_id.as_str()) {
+        let path = path_project(parts.uri.path()).unwrap_or_default().to_string();
+        return refuse(AuthError::OtherProject(path));
+    }
     let limit = body_limit(&parts.method, parts.uri.path());
     let bytes = match guard.read_body(body, limit, &guard.uploads).await {
         Ok(bytes) => bytes,
@@ -186,7 +199,7 @@ async fn authenticate(
             headers: &parts.headers,
             body: &bytes,
         };
-        if let Err(reason) = pending.verify(state.credentials(), &signed) {
+        if let Err(reason) = pending.verify(secret_key.as_ref().expect("a signature's project has a secret key"), &signed) {
             return refuse(reason);
         }
         // A captured state-changing request must not work twice; reads may.
@@ -198,7 +211,36 @@ async fn authenticate(
             }
         }
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    let mut request = Request::from_parts(parts, Body::from(bytes));
+    request.extensions_mut().insert(tenant);
+    next.run(request).await
+}
+
+/// The project a token or access key belongs to (and, for a signature, its
+/// secret key); an unknown one reads as a bad token or signature.
+async fn lookup(state: &Arc<State>, checked: &Checked) -> Result<Result<(Tenant, Option<Secret>), AuthError>, ApiError> {
+    let st = state.clone();
+    match checked {
+        Checked::Token(token) => {
+            let token = token.clone();
+            let found = run_blocking(move || projects::by_token(&st, &token)).await?;
+            Ok(found.map(|t| (t, None)).ok_or(AuthError::BadToken))
+        }
+        Checked::Signed(pending) => {
+            let access_key = pending.access_key().to_string();
+            let found = run_blocking(move || projects::by_access_key(&st, &access_key)).await?;
+            Ok(found.map(|(t, sk)| (t, Some(sk))).ok_or(AuthError::BadSignature))
+        }
+    }
+}
+
+/// The `{project_id}` of `/v1/{project_id}/…` or `/v2/{project_id}/…`.
+fn path_project(path: &str) -> Option<&str> {
+    let mut segments = path.split('/');
+    match (segments.next(), segments.next(), segments.next()) {
+        (Some(""), Some("v1" | "v2"), Some(project)) if !project.is_empty() => Some(project),
+        _ => None,
+    }
 }
 
 /// The largest body a request may have: a module for

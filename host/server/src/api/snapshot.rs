@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State as AxState};
+use axum::extract::{RawQuery, State as AxState};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
@@ -15,7 +15,8 @@ use super::run_blocking;
 use crate::app::State;
 use crate::config::template::ObsLocation;
 use crate::config::{SnapshotConfig, Template};
-use crate::control::{self, check_project};
+use crate::control;
+use crate::control::projects::Tenant;
 
 pub use crate::control::templates::MASK;
 const MAX_LIMIT: i64 = 100;
@@ -23,35 +24,36 @@ const MAX_LIMIT: i64 = 100;
 /// POST: create.
 pub async fn create(
     AxState(state): AxState<Arc<State>>,
-    Path(project): Path<String>,
+    Extension(tenant): Extension<Tenant>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    check_project(&state, &project)?;
     let config = parse_body(&body)?;
-    run_blocking(move || state.writer().create_template(config)).await?;
+    run_blocking(move || state.writer().create_template(&tenant, config)).await?;
     Ok((StatusCode::CREATED, Json(json!({}))))
 }
 
 /// PUT: modify the template named by the body's domain and app_name.
-pub async fn modify(AxState(state): AxState<Arc<State>>, Path(project): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
-    check_project(&state, &project)?;
+pub async fn modify(
+    AxState(state): AxState<Arc<State>>,
+    Extension(tenant): Extension<Tenant>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let config = parse_body(&body)?;
-    run_blocking(move || state.writer().modify_template(config)).await?;
+    run_blocking(move || state.writer().modify_template(&tenant, config)).await?;
     Ok(Json(json!({})))
 }
 
 /// GET: query by domain, optionally app_name, paged.
 pub async fn query(
     AxState(state): AxState<Arc<State>>,
-    Path(project): Path<String>,
+    Extension(tenant): Extension<Tenant>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    check_project(&state, &project)?;
     let params = Params::parse(q.as_deref().unwrap_or(""))?;
     let domain = params.required("domain")?;
     let app = params.get("app_name");
     let page = params.page(10, MAX_LIMIT)?;
-    let listing = control::templates::query(&state, &domain, app.as_deref(), page);
+    let listing = control::templates::query(&state, &tenant, &domain, app.as_deref(), page);
     let list: Vec<Value> = listing.items.iter().map(|t| view(t)).collect();
     Ok(Json(json!({"total": listing.total, "snapshot_config_list": list, "limit": page.limit, "offset": page.offset})))
 }
@@ -59,14 +61,13 @@ pub async fn query(
 /// DELETE: by domain and app_name.
 pub async fn delete(
     AxState(state): AxState<Arc<State>>,
-    Path(project): Path<String>,
+    Extension(tenant): Extension<Tenant>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    check_project(&state, &project)?;
     let params = Params::parse(q.as_deref().unwrap_or(""))?;
     let domain = params.required("domain")?;
     let app = params.required("app_name")?;
-    run_blocking(move || state.writer().delete_template(&domain, &app)).await?;
+    run_blocking(move || state.writer().delete_template(&tenant, &domain, &app)).await?;
     Ok(Json(json!({})))
 }
 

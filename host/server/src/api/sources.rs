@@ -5,18 +5,19 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State as AxState};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::run_blocking;
 use crate::app::State;
+use crate::control;
+use crate::control::projects::Tenant;
 use crate::control::sources::Origin;
-use crate::control::{self, check_project};
 use crate::source::Source;
 use crate::sources::SourceStatus;
 
@@ -29,21 +30,20 @@ struct SourceBody {
 /// PUT: create (201) or replace (200) a stream's source.
 pub async fn put(
     AxState(state): AxState<Arc<State>>,
-    Path((project, domain, app, stream)): Path<(String, String, String, String)>,
+    Extension(tenant): Extension<Tenant>,
+    Path((_, domain, app, stream)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    check_project(&state, &project)?;
     let body: SourceBody = serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("the body is not {{\"url\": …}}: {e}")))?;
     let source = Source { domain, app, stream, url: body.url };
     let shown = view(&source, Origin::Api, None);
-    let replaced = run_blocking(move || state.writer().put_source(source)).await?;
+    let replaced = run_blocking(move || state.writer().put_source(&tenant, source)).await?;
     Ok((if replaced { StatusCode::OK } else { StatusCode::CREATED }, Json(shown)))
 }
 
 /// GET: every source and its state.
-pub async fn list(AxState(state): AxState<Arc<State>>, Path(project): Path<String>) -> Result<Json<Value>, ApiError> {
-    check_project(&state, &project)?;
-    let sources = run_blocking(move || control::sources::list(&state)).await?;
+pub async fn list(AxState(state): AxState<Arc<State>>, Extension(tenant): Extension<Tenant>) -> Result<Json<Value>, ApiError> {
+    let sources = run_blocking(move || control::sources::list(&state, &tenant)).await?;
     let list: Vec<Value> = sources.iter().map(|(s, o, st)| view(s, *o, st.as_ref())).collect();
     Ok(Json(json!({"total": list.len(), "sources": list})))
 }
@@ -51,10 +51,10 @@ pub async fn list(AxState(state): AxState<Arc<State>>, Path(project): Path<Strin
 /// DELETE: stops and forgets a stream's API source.
 pub async fn delete(
     AxState(state): AxState<Arc<State>>,
-    Path((project, domain, app, stream)): Path<(String, String, String, String)>,
+    Extension(tenant): Extension<Tenant>,
+    Path((_, domain, app, stream)): Path<(String, String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    check_project(&state, &project)?;
-    run_blocking(move || state.writer().delete_source(&domain, &app, &stream)).await?;
+    run_blocking(move || state.writer().delete_source(&tenant, &domain, &app, &stream)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

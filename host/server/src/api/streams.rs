@@ -14,13 +14,13 @@ use super::error::ApiError;
 use super::params::Params;
 use super::{RequestId, run_blocking};
 use crate::app::State;
-use crate::control::{self, check_project};
+use crate::control;
+use crate::control::projects::Tenant;
 use crate::streams::StreamKey;
 
 /// GET: every live stream and the template capturing it.
-pub async fn list(AxState(state): AxState<Arc<State>>, Path(project): Path<String>) -> Result<Json<Value>, ApiError> {
-    check_project(&state, &project)?;
-    let list: Vec<_> = control::streams::list(&state)
+pub async fn list(AxState(state): AxState<Arc<State>>, Extension(tenant): Extension<Tenant>) -> Result<Json<Value>, ApiError> {
+    let list: Vec<_> = control::streams::list(&state, &tenant)
         .into_iter()
         .map(|(s, t)| {
             let template = t.map(|t| {
@@ -39,22 +39,22 @@ pub async fn list(AxState(state): AxState<Arc<State>>, Path(project): Path<Strin
 /// POST: a snapshot of the newest picture now.
 pub async fn snapshot(
     AxState(state): AxState<Arc<State>>,
-    Path((project, domain, app, stream)): Path<(String, String, String, String)>,
+    Extension(tenant): Extension<Tenant>,
+    Path((_, domain, app, stream)): Path<(String, String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    check_project(&state, &project)?;
     let key: StreamKey = (domain.to_ascii_lowercase(), app, stream);
-    Ok(Json(control::streams::snapshot_now(&state, &key).await?))
+    Ok(Json(control::streams::snapshot_now(&state, &tenant, &key).await?))
 }
 
 /// GET `latest.jpg`: the newest stored snapshot (`ETag`, `no-cache`).
 pub async fn latest(
     AxState(state): AxState<Arc<State>>,
-    Path((project, domain, app, stream)): Path<(String, String, String, String)>,
+    Extension(tenant): Extension<Tenant>,
+    Path((_, domain, app, stream)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    check_project(&state, &project)?;
     let key: StreamKey = (domain.to_ascii_lowercase(), app, stream);
-    let (bytes, etag) = run_blocking(move || control::streams::latest(&state, &key)).await?;
+    let (bytes, etag) = run_blocking(move || control::streams::latest(&state, &tenant, &key)).await?;
     let cache = [(header::CACHE_CONTROL, "no-cache".to_string()), (header::ETAG, etag.clone())];
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
@@ -67,11 +67,10 @@ pub async fn latest(
 /// codec, frame rates, bitrates and resolution measured from each stream.
 pub async fn online(
     AxState(state): AxState<Arc<State>>,
-    Path(project): Path<String>,
+    Extension(tenant): Extension<Tenant>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    check_project(&state, &project)?;
     let params = Params::parse(q.as_deref().unwrap_or(""))?;
     let domain = params.required("publish_domain")?;
     let (app, stream) = (params.get("app"), params.get("stream"));
@@ -79,7 +78,7 @@ pub async fn online(
         return Err(ApiError::invalid("app: required with stream"));
     }
     let page = params.page(10, 100)?;
-    let listing = control::streams::online(&state, &domain, app.as_deref(), stream.as_deref(), page);
+    let listing = control::streams::online(&state, &tenant, &domain, app.as_deref(), stream.as_deref(), page);
     let streams: Vec<Value> = listing
         .items
         .iter()

@@ -3,29 +3,29 @@
 
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::{Path, RawQuery, State as AxState};
+use axum::extract::{RawQuery, State as AxState};
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::params::Params;
 use super::run_blocking;
 use crate::app::State;
-use crate::control::{self, check_project};
+use crate::control;
+use crate::control::projects::Tenant;
 
 /// GET: `{"snapshot_list": [{"count", "time"}], "total"}`.
 pub async fn snapshots(
     AxState(state): AxState<Arc<State>>,
-    Path(project): Path<String>,
+    Extension(tenant): Extension<Tenant>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    check_project(&state, &project)?;
     let params = Params::parse(q.as_deref().unwrap_or(""))?;
     let (domain, start, end) =
         (params.get("publish_domain").map(|d| d.to_ascii_lowercase()), params.get("start_time"), params.get("end_time"));
     let now = crate::time::unix_secs() as i64;
     let (list, total) =
-        run_blocking(move || control::usage::snapshots(&state, domain.as_deref(), start.as_deref(), end.as_deref(), now)).await?;
+        run_blocking(move || control::usage::snapshots(&state, &tenant, domain.as_deref(), start.as_deref(), end.as_deref(), now)).await?;
     let list: Vec<Value> = list.iter().map(|h| json!({"count": h.count, "time": h.time})).collect();
     Ok(Json(json!({"snapshot_list": list, "total": total})))
 }

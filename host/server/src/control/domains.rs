@@ -2,8 +2,11 @@
 //! `update_domain`, `delete_domain`) and OBS bucket authorization
 //! (`update_obs_bucket_authority_public`). A created domain is served at
 //! once; `off` refuses its publishes; one with templates is not deleted.
-//! API templates may use the embedded bucket and the authorized ones.
+//! API templates may use the embedded bucket and the authorized ones. Each
+//! project sees and changes its own domains and authorizations only; the
+//! operator's domains belong to the default project.
 
+use super::projects::Tenant;
 use super::{ControlError, Writer};
 use crate::app::State;
 use crate::domain::Domain;
@@ -38,12 +41,13 @@ fn cname(state: &State) -> String {
     config.runtime.domain_cname.clone().unwrap_or_else(|| config.runtime.rtmp_listen.to_string())
 }
 
-/// Every domain (or the one named), operator's first.
-pub fn show(state: &State, name: Option<&str>) -> Result<Vec<DomainView>, ControlError> {
+/// The project's domains (or the one named), operator's first.
+pub fn show(state: &State, tenant: &Tenant, name: Option<&str>) -> Result<Vec<DomainView>, ControlError> {
     let config = state.config();
     let cname = cname(state);
     let mut out = Vec::new();
-    for d in config.runtime.served_domains(&config.manifest) {
+    let operator = if tenant.key == crate::project::DEFAULT { config.runtime.served_domains(&config.manifest) } else { Vec::new() };
+    for d in operator {
         let domain = Domain {
             name: d.to_ascii_lowercase(),
             domain_type: "push".into(),
@@ -51,10 +55,12 @@ pub fn show(state: &State, name: Option<&str>) -> Result<Vec<DomainView>, Contro
             status: "on".into(),
             service_area: String::new(),
             created_at: 0,
+            project: tenant.key.clone(),
         };
         out.push(DomainView { domain, cname: cname.clone(), operator: true });
     }
-    out.extend(config.domains.iter().map(|d| DomainView { domain: d.clone(), cname: cname.clone(), operator: false }));
+    let own = config.domains.iter().filter(|d| d.project == tenant.key);
+    out.extend(own.map(|d| DomainView { domain: d.clone(), cname: cname.clone(), operator: false }));
     if let Some(name) = name {
         out.retain(|d| d.domain.name.eq_ignore_ascii_case(name));
         if out.is_empty() {
@@ -70,8 +76,8 @@ pub fn is_off(state: &State, domain: &str) -> bool {
 }
 
 impl Writer<'_> {
-    /// Creates a push domain in the service region; served at once.
-    pub fn create_domain(&self, new: NewDomain) -> Result<DomainView, ControlError> {
+    /// Creates a push domain of the project in the service region; served at once.
+    pub fn create_domain(&self, tenant: &Tenant, new: NewDomain) -> Result<DomainView, ControlError> {
         let name = new.name.to_ascii_lowercase();
         crate::config::template::validate_domain(&name).map_err(|m| ControlError::Invalid(format!("domain: {m}")))?;
         match new.domain_type.as_str() {
@@ -89,7 +95,7 @@ impl Writer<'_> {
             return Err(ControlError::Conflict(format!("domain '{name}' already exists")));
         }
         let quota = config.runtime.quotas.max_domains;
-        if config.domains.len() >= quota {
+        if config.domains.iter().filter(|d| d.project == tenant.key).count() >= quota {
             return Err(ControlError::Quota(format!("the project has its maximum of {quota} domains; delete one first")));
         }
         let domain = Domain {
@@ -99,6 +105,7 @@ impl Writer<'_> {
             status: "on".into(),
             service_area: new.service_area.unwrap_or_default(),
             created_at: crate::time::unix_secs() as i64,
+            project: tenant.key.clone(),
         };
         match self.db().insert_domain(&domain) {
             Err(crate::state::StateError::Exists { .. }) => return Err(ControlError::Conflict(format!("domain '{name}' already exists"))),
@@ -107,17 +114,17 @@ impl Writer<'_> {
         let mut domains = config.domains.clone();
         domains.push(domain.clone());
         self.install(self, config.with_tenancy(domains, config.authorized_buckets.clone()));
-        tracing::info!(%name, "domain created through the API");
+        tracing::info!(%name, project = %tenant.project_id, "domain created through the API");
         Ok(DomainView { domain, cname: cname(self), operator: false })
     }
 
     /// Turns an API domain `on` or `off` (off refuses its publishes).
-    pub fn update_domain(&self, name: &str, status: &str) -> Result<DomainView, ControlError> {
+    pub fn update_domain(&self, tenant: &Tenant, name: &str, status: &str) -> Result<DomainView, ControlError> {
         if !matches!(status, "on" | "off") {
             return Err(ControlError::Invalid(format!("status: '{status}' is not on or off")));
         }
         let config = self.config();
-        let name = self.api_domain_named(name)?;
+        let name = self.api_domain_named(tenant, name)?;
         self.db().set_domain_status(&name, status)?;
         let domains: Vec<Domain> =
             config.domains.iter().map(|d| if d.name == name { Domain { status: status.into(), ..d.clone() } } else { d.clone() }).collect();
@@ -128,9 +135,9 @@ impl Writer<'_> {
     }
 
     /// Deletes an API domain; refused while templates use it.
-    pub fn delete_domain(&self, name: &str) -> Result<(), ControlError> {
+    pub fn delete_domain(&self, tenant: &Tenant, name: &str) -> Result<(), ControlError> {
         let config = self.config();
-        let name = self.api_domain_named(name)?;
+        let name = self.api_domain_named(tenant, name)?;
         let users: Vec<String> = config
             .templates
             .iter()
@@ -155,10 +162,12 @@ impl Writer<'_> {
     }
 
     /// Authorizes (`operation` 1) or revokes (0) a bucket the operator
-    /// declared; revoking one that API templates use is refused.
-    pub fn set_bucket_authority(&self, bucket: &str, operation: i64) -> Result<(), ControlError> {
+    /// declared (for this project, if it lists projects) for the project's
+    /// templates; revoking one that its API templates use is refused.
+    pub fn set_bucket_authority(&self, tenant: &Tenant, bucket: &str, operation: i64) -> Result<(), ControlError> {
         let config = self.config();
-        if !config.runtime.buckets.iter().any(|b| b.name == bucket) {
+        let offered = |b: &crate::storage::BucketConfig| b.projects.as_ref().is_none_or(|p| p.contains(&tenant.project_id));
+        if !config.runtime.buckets.iter().any(|b| b.name == bucket && offered(b)) {
             return Err(ControlError::Invalid(format!("bucket: '{bucket}' is not a bucket this host declares")));
         }
         if bucket == crate::config::runtime::EMBEDDED_BUCKET {
@@ -167,38 +176,44 @@ impl Writer<'_> {
         let mut authorized = config.authorized_buckets.clone();
         match operation {
             1 => {
-                if !authorized.iter().any(|b| b == bucket) {
-                    authorized.push(bucket.into());
+                if !authorized.iter().any(|(p, b)| *p == tenant.key && b == bucket) {
+                    authorized.push((tenant.key.clone(), bucket.into()));
                 }
             }
             0 => {
                 let users: Vec<String> = config
                     .templates
                     .iter()
-                    .filter(|t| t.origin == crate::config::Origin::Api && t.bucket == bucket)
+                    .filter(|t| t.origin == crate::config::Origin::Api && t.owner == tenant.key && t.bucket == bucket)
                     .map(|t| format!("{}/{}", t.domain, t.app_name))
                     .collect();
                 if !users.is_empty() {
                     return Err(ControlError::InUse(format!("bucket '{bucket}' is used by templates {}", users.join(", "))));
                 }
-                authorized.retain(|b| b != bucket);
+                authorized.retain(|(p, b)| !(*p == tenant.key && b == bucket));
             }
             other => return Err(ControlError::Invalid(format!("operation: {other} is not 1 (authorize) or 0 (revoke)"))),
         }
-        self.db().set_bucket_authorized(bucket, operation == 1)?;
+        self.db().set_bucket_authorized(&tenant.key, bucket, operation == 1)?;
         self.install(self, config.with_tenancy(config.domains.clone(), authorized));
-        tracing::info!(%bucket, authorized = operation == 1, "bucket authorization changed through the API");
+        tracing::info!(%bucket, project = %tenant.project_id, authorized = operation == 1, "bucket authorization changed through the API");
         Ok(())
     }
 
-    /// `name` if it is an API domain (lower case); the operator's are read-only.
-    fn api_domain_named(&self, name: &str) -> Result<String, ControlError> {
+    /// `name` if it is one of the project's API domains (lower case); the
+    /// operator's are read-only; another project's do not exist for it.
+    fn api_domain_named(&self, tenant: &Tenant, name: &str) -> Result<String, ControlError> {
         let config = self.config();
-        if let Some(d) = config.api_domain(name) {
-            return Ok(d.name.clone());
-        }
-        if config.served_domains().iter().any(|d| d.eq_ignore_ascii_case(name)) {
-            return Err(ControlError::ReadOnly(format!("domain '{name}' is the operator's (runtime config or manifest)")));
+        match config.owner_of(name) {
+            Some(owner) if owner != tenant.key => {}
+            _ => {
+                if let Some(d) = config.api_domain(name) {
+                    return Ok(d.name.clone());
+                }
+                if config.owns(&tenant.key, name) {
+                    return Err(ControlError::ReadOnly(format!("domain '{name}' is the operator's (runtime config or manifest)")));
+                }
+            }
         }
         Err(ControlError::NotFound(format!("domain '{name}' does not exist")))
     }

@@ -1,6 +1,7 @@
 //! Ingest URL validation per push domain: stored, then live for the next
 //! publish.
 
+use super::projects::Tenant;
 use super::{ControlError, Writer};
 use crate::app::State;
 use crate::ingest::url_auth::{AuthType, KeyChain};
@@ -20,35 +21,34 @@ pub fn key_chain(key: String, auth_type: Option<&str>, timeout: Option<u64>) -> 
     Ok(KeyChain { key, auth_type, timeout: std::time::Duration::from_secs(timeout) })
 }
 
-/// `domain` in lower case, if this host serves it.
-pub fn served_domain(state: &State, domain: &str) -> Result<String, ControlError> {
+/// `domain` in lower case, if it is one of the project's.
+pub fn served_domain(state: &State, tenant: &Tenant, domain: &str) -> Result<String, ControlError> {
     let domain = domain.to_ascii_lowercase();
-    let config = state.config();
-    if !config.served_domains().iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
+    if !state.config().owns(&tenant.key, &domain) {
         return Err(ControlError::NotFound(format!("domain '{domain}' is not a domain this host serves")));
     }
     Ok(domain)
 }
 
-/// A served domain's key chain.
-pub fn show(state: &State, domain: &str) -> Result<KeyChain, ControlError> {
-    let domain = served_domain(state, domain)?;
+/// One of the project's domains' key chain.
+pub fn show(state: &State, tenant: &Tenant, domain: &str) -> Result<KeyChain, ControlError> {
+    let domain = served_domain(state, tenant, domain)?;
     state.key_chain(&domain).ok_or_else(|| ControlError::NotFound(format!("domain '{domain}' has no key chain")))
 }
 
 impl Writer<'_> {
-    /// Sets (creates or replaces) a served domain's key chain.
-    pub fn set_key_chain(&self, domain: &str, chain: KeyChain) -> Result<(), ControlError> {
-        let domain = served_domain(self, domain)?;
+    /// Sets (creates or replaces) the key chain of one of the project's domains.
+    pub fn set_key_chain(&self, tenant: &Tenant, domain: &str, chain: KeyChain) -> Result<(), ControlError> {
+        let domain = served_domain(self, tenant, domain)?;
         self.db().put_key_chain(&domain, &chain)?;
         tracing::info!(%domain, auth_type = chain.auth_type.as_str(), timeout = chain.timeout.as_secs(), "ingest URL validation set");
         self.install_key_chain(self, &domain, Some(chain));
         Ok(())
     }
 
-    /// Turns a served domain's ingest URL validation off.
-    pub fn delete_key_chain(&self, domain: &str) -> Result<(), ControlError> {
-        let domain = served_domain(self, domain)?;
+    /// Turns the ingest URL validation of one of the project's domains off.
+    pub fn delete_key_chain(&self, tenant: &Tenant, domain: &str) -> Result<(), ControlError> {
+        let domain = served_domain(self, tenant, domain)?;
         let existed = self.db().delete_key_chain(&domain)?;
         self.install_key_chain(self, &domain, None);
         if !existed {

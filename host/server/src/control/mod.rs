@@ -9,13 +9,13 @@ pub mod callbacks;
 pub mod domains;
 pub mod key_chains;
 pub mod modules;
+pub mod projects;
 pub mod reload;
 pub mod sources;
 pub mod streams;
 pub mod templates;
 pub mod usage;
 
-use crate::app::State;
 pub use crate::app::Writer;
 use crate::state::StateError;
 
@@ -67,13 +67,4 @@ pub struct Listing<T> {
     pub total: usize,
     /// This page.
     pub items: Vec<T>,
-}
-
-/// Checks that `project` is the project this host serves.
-pub fn check_project(state: &State, project: &str) -> Result<(), ControlError> {
-    if project == state.credentials().project_id {
-        Ok(())
-    } else {
-        Err(ControlError::NotFound(format!("project '{project}' does not exist")))
-    }
 }

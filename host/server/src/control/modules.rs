@@ -1,11 +1,16 @@
 //! Tenant module operations: list, inspect, upload (validated against the
 //! stages templates use it for, within the quotas, compiled once, swapped
-//! atomically) and delete (refused while a template uses it).
+//! atomically) and delete (refused while a template uses it). Each
+//! project has its own modules under their plain names; in the runtime
+//! they are keyed by [`module_key`], so a project's templates reach its own
+//! modules, the manifest's and the built-ins, never another project's.
 
 use sha2::{Digest, Sha256};
 
+use super::projects::Tenant;
 use super::{ControlError, Writer};
 use crate::app::State;
+use crate::project::module_key;
 use crate::runtime::{ComponentGrants, Inspection, Source, Stage};
 use crate::state::{ModuleRecord, ModuleSummary};
 
@@ -31,13 +36,15 @@ pub struct ModuleEntry {
     pub failures: u64,
 }
 
-/// Every module: uploaded (without reading their bytes), from the manifest,
-/// built in. Blocking (the database): call it off the executor.
-pub fn list(state: &State) -> Result<Vec<ModuleEntry>, ControlError> {
+/// Every module the project can use: its uploads (without reading their
+/// bytes), the manifest's, the built-ins. Blocking (the database): call it
+/// off the executor.
+pub fn list(state: &State, tenant: &Tenant) -> Result<Vec<ModuleEntry>, ControlError> {
     let failures = |name: &str| state.metrics().component_failures(name);
     let mut list: Vec<ModuleEntry> = Vec::new();
-    for m in state.db().module_summaries()? {
-        list.push(ModuleEntry { name: m.name.clone(), failures: failures(&m.name), source: ModuleSource::Uploaded(m) });
+    for m in state.db().module_summaries(&tenant.key)? {
+        let failures = failures(&module_key(&tenant.key, &m.name));
+        list.push(ModuleEntry { name: m.name.clone(), failures, source: ModuleSource::Uploaded(m) });
     }
     let config = state.config();
     for name in config.manifest.components.keys() {
@@ -63,16 +70,18 @@ pub struct ModuleDetails {
     pub failures: u64,
 }
 
-/// An uploaded module with its worlds, imports, exports and users. Blocking
-/// (the database, compiling the component): call it off the executor.
-pub fn inspect(state: &State, name: &str) -> Result<ModuleDetails, ControlError> {
-    let record = state.db().module(name)?.ok_or_else(|| ControlError::NotFound(format!("no uploaded function '{name}'")))?;
+/// One of the project's uploaded modules with its worlds, imports, exports
+/// and users. Blocking (the database, compiling the component): call it
+/// off the executor.
+pub fn inspect(state: &State, tenant: &Tenant, name: &str) -> Result<ModuleDetails, ControlError> {
+    let record = state.db().module(&tenant.key, name)?.ok_or_else(|| ControlError::NotFound(format!("no uploaded function '{name}'")))?;
     let inspection = state.runtime().inspect(&record.bytes).map_err(ControlError::Failed)?;
     Ok(details(state, record, inspection))
 }
 
 fn details(state: &State, record: ModuleRecord, inspection: Inspection) -> ModuleDetails {
-    ModuleDetails { used_by: users_of(state, &record.name), failures: state.metrics().component_failures(&record.name), record, inspection }
+    let key = module_key(&record.project, &record.name);
+    ModuleDetails { used_by: users_of(state, &key), failures: state.metrics().component_failures(&key), record, inspection }
 }
 
 /// An accepted upload.
@@ -84,9 +93,10 @@ pub struct Uploaded {
 }
 
 impl Writer<'_> {
-    /// Uploads or replaces module `name`, with what it may use.
+    /// Uploads or replaces the project's module `name`, with what it may use.
     pub fn upload_module(
         &self,
+        tenant: &Tenant,
         name: &str,
         bytes: &[u8],
         allowed_outbound_hosts: Vec<String>,
@@ -115,9 +125,10 @@ impl Writer<'_> {
             )));
         }
         // A replacement must still fit every stage templates use it for.
+        let key = module_key(&tenant.key, name);
         for t in &config.templates {
             for (stage, used) in t.components() {
-                if used == name && !inspection.fits.contains(&stage) {
+                if used == key && !inspection.fits.contains(&stage) {
                     let why = inspection.misfits.iter().find(|(s, _)| *s == stage).map(|(_, e)| e.clone()).unwrap_or_default();
                     return Err(ControlError::Invalid(format!(
                         "template {}/{} uses '{name}' as its {} but the component does not fit that world: {why}",
@@ -129,7 +140,7 @@ impl Writer<'_> {
             }
         }
         let quotas = config.runtime.quotas;
-        let others: Vec<_> = self.db().module_summaries()?.into_iter().filter(|m| m.name != name).collect();
+        let others: Vec<_> = self.db().module_summaries(&tenant.key)?.into_iter().filter(|m| m.name != name).collect();
         if others.len() >= quotas.max_modules {
             return Err(ControlError::Quota(format!("the project has its maximum of {} modules; delete one first", quotas.max_modules)));
         }
@@ -141,6 +152,7 @@ impl Writer<'_> {
             )));
         }
         let record = ModuleRecord {
+            project: tenant.key.clone(),
             name: name.into(),
             sha256: hex::encode(Sha256::digest(bytes)),
             bytes: bytes.to_vec(),
@@ -153,27 +165,29 @@ impl Writer<'_> {
         // one is prepared from the new component.
         let grants =
             ComponentGrants { allowed_outbound_hosts: record.allowed_outbound_hosts.clone(), environment: record.environment.clone() };
-        self.runtime().load(name, Source::Bytes(bytes), grants).map_err(|e| ControlError::Invalid(e.to_string()))?;
-        tracing::info!(module = %name, sha256 = %record.sha256, replaced, "tenant module uploaded");
+        self.runtime().load(&key, Source::Bytes(bytes), grants).map_err(|e| ControlError::Invalid(e.to_string()))?;
+        tracing::info!(module = %name, project = %tenant.project_id, sha256 = %record.sha256, replaced, "tenant module uploaded");
         Ok(Uploaded { replaced, module: details(self, record, inspection) })
     }
 
-    /// Deletes an uploaded module; refused while a template uses it.
-    pub fn delete_module(&self, name: &str) -> Result<(), ControlError> {
-        let users = users_of(self, name);
+    /// Deletes one of the project's uploaded modules; refused while a
+    /// template uses it.
+    pub fn delete_module(&self, tenant: &Tenant, name: &str) -> Result<(), ControlError> {
+        let key = module_key(&tenant.key, name);
+        let users = users_of(self, &key);
         if !users.is_empty() {
             return Err(ControlError::InUse(format!("function '{name}' is used by {}", users.join(", "))));
         }
-        if !self.db().delete_module(name)? {
+        if !self.db().delete_module(&tenant.key, name)? {
             return Err(ControlError::NotFound(format!("no uploaded function '{name}'")));
         }
-        self.runtime().remove_component(name);
-        tracing::info!(module = %name, "tenant module deleted");
+        self.runtime().remove_component(&key);
+        tracing::info!(module = %name, project = %tenant.project_id, "tenant module deleted");
         Ok(())
     }
 }
 
-/// Templates (and stages) that use `name`.
+/// Templates (and stages) that use the component the runtime knows as `name`.
 pub fn users_of(state: &State, name: &str) -> Vec<String> {
     let mut out = Vec::new();
     for t in &state.config().templates {

@@ -2,6 +2,7 @@
 //! stream were pushed. Declared in the manifest (read-only here) or created
 //! through the API; the service runs them (`service::pull`).
 
+use super::projects::Tenant;
 use super::{ControlError, Writer};
 use crate::app::State;
 use crate::source::Source;
@@ -29,13 +30,14 @@ pub fn wanted(state: &State) -> Result<Vec<(Source, Origin)>, ControlError> {
     Ok(out)
 }
 
-/// Every source with its state. Blocking (the database).
-pub fn list(state: &State) -> Result<Vec<(Source, Origin, Option<SourceStatus>)>, ControlError> {
+/// The project's sources with their state. Blocking (the database).
+pub fn list(state: &State, tenant: &Tenant) -> Result<Vec<(Source, Origin, Option<SourceStatus>)>, ControlError> {
+    let config = state.config();
     let with_status = |(s, o): (Source, Origin)| {
         let status = state.sources().status(&key_of(&s));
         (s, o, status)
     };
-    Ok(wanted(state)?.into_iter().map(with_status).collect())
+    Ok(wanted(state)?.into_iter().filter(|(s, _)| config.owns(&tenant.key, &s.domain)).map(with_status).collect())
 }
 
 /// The stream a source feeds.
@@ -44,19 +46,24 @@ pub fn key_of(s: &Source) -> StreamKey {
 }
 
 impl Writer<'_> {
-    /// Creates or replaces the API source of a stream; true if it replaced
-    /// one. Its domain and app need a template.
-    pub fn put_source(&self, mut source: Source) -> Result<bool, ControlError> {
+    /// Creates or replaces the API source of a stream of the project's;
+    /// true if it replaced one. Its domain and app need a template.
+    pub fn put_source(&self, tenant: &Tenant, mut source: Source) -> Result<bool, ControlError> {
         source.domain = source.domain.to_ascii_lowercase();
         source.validate().map_err(ControlError::Invalid)?;
+        let config = self.config();
+        let no_template = || ControlError::Invalid(format!("no snapshot template for domain '{}' app '{}'", source.domain, source.app));
+        if !config.owns(&tenant.key, &source.domain) {
+            return Err(no_template());
+        }
         if self.config().manifest.sources.iter().any(|m| key_of(m) == key_of(&source)) {
             return Err(ControlError::ReadOnly(format!("the source of {} is declared in the manifest (spin.toml)", source.label())));
         }
-        if self.config().template(&source.domain, &source.app).is_none() {
-            return Err(ControlError::Invalid(format!("no snapshot template for domain '{}' app '{}'", source.domain, source.app)));
+        if config.template(&source.domain, &source.app).is_none() {
+            return Err(no_template());
         }
-        let quota = self.config().runtime.quotas.max_sources;
-        let stored = self.db().sources()?;
+        let quota = config.runtime.quotas.max_sources;
+        let stored: Vec<Source> = self.db().sources()?.into_iter().filter(|s| config.owns(&tenant.key, &s.domain)).collect();
         if !stored.iter().any(|s| key_of(s) == key_of(&source)) && stored.len() >= quota {
             return Err(ControlError::Quota(format!("the project has its maximum of {quota} sources; delete one first")));
         }
@@ -66,10 +73,13 @@ impl Writer<'_> {
         Ok(replaced)
     }
 
-    /// Deletes the API source of a stream; it stops at once.
-    pub fn delete_source(&self, domain: &str, app: &str, stream: &str) -> Result<(), ControlError> {
+    /// Deletes the API source of a stream of the project's; it stops at once.
+    pub fn delete_source(&self, tenant: &Tenant, domain: &str, app: &str, stream: &str) -> Result<(), ControlError> {
         let domain = domain.to_ascii_lowercase();
         let key: StreamKey = (domain.clone(), app.into(), stream.into());
+        if !self.config().owns(&tenant.key, &domain) {
+            return Err(ControlError::NotFound(format!("no source for {domain}/{app}/{stream}")));
+        }
         if self.config().manifest.sources.iter().any(|m| key_of(m) == key) {
             return Err(ControlError::ReadOnly(format!("the source of {domain}/{app}/{stream} is declared in the manifest (spin.toml)")));
         }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::ControlError;
+use super::projects::Tenant;
 use super::{Listing, Page};
 use crate::app::State;
 use crate::config::Template;
@@ -16,13 +17,15 @@ use crate::streams::{OnDemand, Rates, StreamKey, StreamView};
 /// decoding from the GOP's IDR, and the functions.
 const ON_DEMAND_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Every live stream and its template (`None` once the template is gone).
-pub fn list(state: &State) -> Vec<(StreamView, Option<Arc<Template>>)> {
+/// The project's live streams and their templates (`None` once the
+/// template is gone).
+pub fn list(state: &State, tenant: &Tenant) -> Vec<(StreamView, Option<Arc<Template>>)> {
     let config = state.config();
     state
         .streams()
         .list()
         .into_iter()
+        .filter(|s| config.owns(&tenant.key, &s.domain))
         .map(|s| {
             let template = config.template(&s.domain, &s.app).cloned();
             (s, template)
@@ -34,11 +37,19 @@ fn not_live(key: &StreamKey) -> ControlError {
     ControlError::NotFound(format!("stream {}/{}/{} is not live", key.0, key.1, key.2))
 }
 
+/// A live stream of the project's; another project's is not live for it.
+fn live_stream(state: &State, tenant: &Tenant, key: &StreamKey) -> Result<Arc<crate::streams::StreamInfo>, ControlError> {
+    if !state.config().owns(&tenant.key, &key.0) {
+        return Err(not_live(key));
+    }
+    state.streams().get(key).ok_or_else(|| not_live(key))
+}
+
 /// Takes a snapshot of the newest picture of a live stream now, stored and
 /// notified as its template says; answers the stored snapshot as its
 /// callback body describes it.
-pub async fn snapshot_now(state: &State, key: &StreamKey) -> Result<serde_json::Value, ControlError> {
-    let info = state.streams().get(key).ok_or_else(|| not_live(key))?;
+pub async fn snapshot_now(state: &State, tenant: &Tenant, key: &StreamKey) -> Result<serde_json::Value, ControlError> {
+    let info = live_stream(state, tenant, key)?;
     let (reply, answer) = tokio::sync::oneshot::channel();
     // The stream's receiving task takes the request with its next picture.
     info.requests.lock().unwrap().send(OnDemand { reply }).map_err(|_| not_live(key))?;
@@ -55,8 +66,8 @@ pub async fn snapshot_now(state: &State, key: &StreamKey) -> Result<serde_json::
 
 /// The latest snapshot of a live stream: its bytes and an entity tag.
 /// Blocking (reads the bucket): call it off the executor.
-pub fn latest(state: &State, key: &StreamKey) -> Result<(Vec<u8>, String), ControlError> {
-    let info = state.streams().get(key).ok_or_else(|| not_live(key))?;
+pub fn latest(state: &State, tenant: &Tenant, key: &StreamKey) -> Result<(Vec<u8>, String), ControlError> {
+    let info = live_stream(state, tenant, key)?;
     let stored = info.last_snapshot.lock().unwrap().clone();
     let stored = stored.ok_or_else(|| ControlError::NotFound(format!("stream {}/{}/{} has no snapshot yet", key.0, key.1, key.2)))?;
     let bytes = state
@@ -87,14 +98,17 @@ pub struct Online {
     pub started_at: u64,
 }
 
-/// Live streams of `domain` (and `app`, and `stream`), a page of them, in
-/// name order.
-pub fn online(state: &State, domain: &str, app: Option<&str>, stream: Option<&str>, page: Page) -> Listing<Online> {
+/// Live streams of the project's `domain` (and `app`, and `stream`), a
+/// page of them, in name order.
+pub fn online(state: &State, tenant: &Tenant, domain: &str, app: Option<&str>, stream: Option<&str>, page: Page) -> Listing<Online> {
+    let owned = state.config().owns(&tenant.key, domain);
     let mut matching: Vec<_> = state
         .streams()
         .entries()
         .into_iter()
-        .filter(|i| i.key.0.eq_ignore_ascii_case(domain) && app.is_none_or(|a| a == i.key.1) && stream.is_none_or(|s| s == i.key.2))
+        .filter(|i| {
+            owned && i.key.0.eq_ignore_ascii_case(domain) && app.is_none_or(|a| a == i.key.1) && stream.is_none_or(|s| s == i.key.2)
+        })
         .collect();
     matching.sort_by(|a, b| a.key.cmp(&b.key));
     let total = matching.len();

@@ -1,9 +1,11 @@
 //! Template operations: create, modify and delete through the API, each
 //! validated against the running configuration and stored before it is
-//! installed (streams pick it up from their next snapshot).
+//! installed (streams pick it up from their next snapshot). A project's
+//! templates are those of its domains; another project's read as absent.
 
 use std::sync::Arc;
 
+use super::projects::Tenant;
 use super::{ControlError, Listing, Page, Writer};
 use crate::app::State;
 use crate::config::{Origin, SnapshotConfig, Template};
@@ -12,18 +14,29 @@ use crate::state::StateError;
 /// What a set `auth_key` reads as; sending it back keeps the stored key.
 pub const MASK: &str = "******";
 
-/// The templates of `domain` (any case), of `app` if given, a page of them.
-pub fn query(state: &State, domain: &str, app: Option<&str>, page: Page) -> Listing<Arc<Template>> {
+/// The project's templates of `domain` (any case), of `app` if given, a page of them.
+pub fn query(state: &State, tenant: &Tenant, domain: &str, app: Option<&str>, page: Page) -> Listing<Arc<Template>> {
     let config = state.config();
-    let matching: Vec<&Arc<Template>> =
-        config.templates.iter().filter(|t| t.domain.eq_ignore_ascii_case(domain) && app.is_none_or(|a| a == t.app_name)).collect();
+    let matching: Vec<&Arc<Template>> = config
+        .templates
+        .iter()
+        .filter(|t| t.owner == tenant.key && t.domain.eq_ignore_ascii_case(domain) && app.is_none_or(|a| a == t.app_name))
+        .collect();
     Listing { total: matching.len(), items: matching.into_iter().skip(page.offset).take(page.limit).cloned().collect() }
 }
 
 impl Writer<'_> {
-    /// Creates an API template; the (domain, app) must be free.
-    pub fn create_template(&self, config: SnapshotConfig) -> Result<(), ControlError> {
+    /// Creates an API template on one of the project's domains; the
+    /// (domain, app) must be free.
+    pub fn create_template(&self, tenant: &Tenant, config: SnapshotConfig) -> Result<(), ControlError> {
         let app = config.app().to_string();
+        if !self.config().owns(&tenant.key, &config.domain) {
+            // What validation says of a domain that is not served at all.
+            return Err(self
+                .candidate(tenant, &config.domain, &app, Some(&config))
+                .err()
+                .unwrap_or_else(|| ControlError::Invalid(format!("domain: '{}' is not a domain this host serves", config.domain))));
+        }
         if let Some(t) = self.config().template(&config.domain, &app)
             && t.origin == Origin::Manifest
         {
@@ -37,10 +50,10 @@ impl Writer<'_> {
             return Err(ControlError::Conflict(format!("a template for domain '{}' app '{app}' already exists", config.domain)));
         }
         let quota = current.runtime.quotas.max_templates;
-        if current.templates.iter().filter(|t| t.origin == Origin::Api).count() >= quota {
+        if current.templates.iter().filter(|t| t.origin == Origin::Api && t.owner == tenant.key).count() >= quota {
             return Err(ControlError::Quota(format!("the project has its maximum of {quota} templates; delete one first")));
         }
-        let candidate = self.candidate(&config.domain, &app, Some(&config))?;
+        let candidate = self.candidate(tenant, &config.domain, &app, Some(&config))?;
         match self.db().insert_template(&config) {
             Ok(()) => {}
             Err(e @ StateError::Exists { .. }) => return Err(ControlError::Conflict(e.to_string())),
@@ -52,10 +65,10 @@ impl Writer<'_> {
     }
 
     /// Replaces an API template (`auth_key` sent as the mask keeps the stored key).
-    pub fn modify_template(&self, mut config: SnapshotConfig) -> Result<(), ControlError> {
+    pub fn modify_template(&self, tenant: &Tenant, mut config: SnapshotConfig) -> Result<(), ControlError> {
         let app = config.app().to_string();
         let current = self.config();
-        match current.template(&config.domain, &app) {
+        match current.template(&config.domain, &app).filter(|t| t.owner == tenant.key) {
             Some(t) if t.origin == Origin::Manifest => {
                 return Err(ControlError::ReadOnly(format!(
                     "domain '{}' app '{app}' is defined in the manifest (spin.toml) and is read-only through the API",
@@ -70,7 +83,7 @@ impl Writer<'_> {
             }
             None => return Err(ControlError::NotFound(format!("no template for domain '{}' app '{app}'", config.domain))),
         }
-        let candidate = self.candidate(&config.domain, &app, Some(&config))?;
+        let candidate = self.candidate(tenant, &config.domain, &app, Some(&config))?;
         if !self.db().update_template(&config)? {
             return Err(ControlError::NotFound(format!("no template for domain '{}' app '{app}'", config.domain)));
         }
@@ -80,15 +93,17 @@ impl Writer<'_> {
     }
 
     /// Deletes an API template; its streams stop capturing from their next snapshot.
-    pub fn delete_template(&self, domain: &str, app: &str) -> Result<(), ControlError> {
-        if let Some(t) = self.config().template(domain, app)
-            && t.origin == Origin::Manifest
-        {
+    pub fn delete_template(&self, tenant: &Tenant, domain: &str, app: &str) -> Result<(), ControlError> {
+        let config = self.config();
+        let Some(t) = config.template(domain, app).filter(|t| t.owner == tenant.key) else {
+            return Err(ControlError::NotFound(format!("no template for domain '{domain}' app '{app}'")));
+        };
+        if t.origin == Origin::Manifest {
             return Err(ControlError::ReadOnly(format!(
                 "domain '{domain}' app '{app}' is defined in the manifest (spin.toml) and is read-only through the API"
             )));
         }
-        let candidate = self.candidate(domain, app, None)?;
+        let candidate = self.candidate(tenant, domain, app, None)?;
         if !self.db().delete_template(domain, app)? {
             return Err(ControlError::NotFound(format!("no template for domain '{domain}' app '{app}'")));
         }
@@ -101,8 +116,14 @@ impl Writer<'_> {
     /// set to `raw` (or removed), validated and its components loaded:
     /// nothing invalid reaches the database. Only that template is checked, so
     /// a write costs the same however many templates there are.
-    fn candidate(&self, domain: &str, app: &str, raw: Option<&SnapshotConfig>) -> Result<crate::config::Config, ControlError> {
-        let config = self.config().with_api_template(domain, app, raw).map_err(|e| match e {
+    fn candidate(
+        &self,
+        tenant: &Tenant,
+        domain: &str,
+        app: &str,
+        raw: Option<&SnapshotConfig>,
+    ) -> Result<crate::config::Config, ControlError> {
+        let config = self.config().with_api_template(&tenant.key, domain, app, raw).map_err(|e| match e {
             crate::config::ConfigError::Template { field, .. } => ControlError::Invalid(field.to_string()),
             other => ControlError::Invalid(other.to_string()),
         })?;

@@ -3,6 +3,7 @@
 //! is stored, kept in the state database across restarts.
 
 use super::ControlError;
+use super::projects::Tenant;
 use crate::app::State;
 use crate::time::{iso_utc, parse_iso_utc};
 
@@ -19,19 +20,20 @@ pub struct HourCount {
     pub count: u64,
 }
 
-/// Counts a stored snapshot of `domain` now. Blocking (the database).
-pub fn count_snapshot(state: &State, domain: &str) {
+/// Counts a stored snapshot of `project`'s `domain` now. Blocking (the database).
+pub fn count_snapshot(state: &State, project: &str, domain: &str) {
     let hour = crate::time::unix_secs() as i64 / HOUR * HOUR;
-    if let Err(e) = state.db().count_snapshot(domain, hour) {
+    if let Err(e) = state.db().count_snapshot(project, domain, hour) {
         tracing::error!(%domain, "counting a snapshot for usage: {e}");
     }
 }
 
-/// Snapshots per hour of `domain` (or every domain) from `start` to `end`
+/// The project's snapshots per hour of `domain` (or every domain of its) from `start` to `end`
 /// (`YYYY-MM-DDThh:mm:ssZ`, rounded down to the hour; by default the last
 /// 24 hours up to now), every hour listed, and their total. Blocking.
 pub fn snapshots(
     state: &State,
+    tenant: &Tenant,
     domain: Option<&str>,
     start: Option<&str>,
     end: Option<&str>,
@@ -56,7 +58,7 @@ pub fn snapshots(
     if end - start > MAX_SPAN {
         return Err(ControlError::Invalid("the span from start_time to end_time is over 31 days".into()));
     }
-    let counted = state.db().snapshot_counts(domain, start, end)?;
+    let counted = state.db().snapshot_counts(&tenant.key, domain, start, end)?;
     let mut counted = counted.into_iter().peekable();
     let mut list = Vec::new();
     let mut total = 0;

@@ -54,14 +54,16 @@ impl LiveStream {
         if crate::control::domains::is_off(state, &id.domain) {
             return Err(Refusal::NotNow(format!("domain '{}' is off", id.domain)));
         }
-        let quota = state.config().runtime.quotas.max_streams;
-        if state.streams().len() >= quota {
-            return Err(Refusal::NotNow(format!("the project has its maximum of {quota} live streams")));
-        }
         let (generation, template) = state.template(&id.domain, &id.app);
         let Some(template) = template else {
             return Err(Refusal::NoTemplate(format!("no snapshot template for domain '{}' app '{}'", id.domain, id.app)));
         };
+        // The quota is the project's: its domains' streams count.
+        let config = state.config();
+        let quota = config.runtime.quotas.max_streams;
+        if state.streams().entries().iter().filter(|s| config.owns(&template.owner, &s.key.0)).count() >= quota {
+            return Err(Refusal::NotNow(format!("the project has its maximum of {quota} live streams")));
+        }
         let key: StreamKey = (id.domain.clone(), id.app.clone(), id.stream.clone());
         let (request_tx, requests) = channel();
         let info = state
@@ -164,7 +166,8 @@ impl LiveStream {
             let _ = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 let started = Instant::now();
-                let snapshot = job.run(state.pipeline(), &mut |outcome| record(&state, &info, outcome));
+                let owner = job.template().owner.clone();
+                let snapshot = job.run(state.pipeline(), &mut |outcome| record(&state, &info, &owner, outcome));
                 if let Some(reply) = reply {
                     let _ = reply.send(answer(&id, &snapshot));
                 }
@@ -199,9 +202,9 @@ fn answer(id: &StreamId, snapshot: &Snapshot) -> OnDemandReply {
 /// What the API shows of a stored snapshot (counters, usage, the latest),
 /// recorded before its callback is queued and before its log line: whoever
 /// hears of it finds it counted.
-fn record(state: &State, info: &StreamInfo, outcome: &crate::pipeline::Outcome) {
+fn record(state: &State, info: &StreamInfo, owner: &str, outcome: &crate::pipeline::Outcome) {
     info.snapshots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    crate::control::usage::count_snapshot(state, &info.key.0);
+    crate::control::usage::count_snapshot(state, owner, &info.key.0);
     *info.resolution.lock().unwrap() = Some((outcome.width, outcome.height));
     *info.last_snapshot.lock().unwrap() = Some(StoredSnapshot {
         bucket: outcome.stored.bucket.clone(),

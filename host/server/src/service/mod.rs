@@ -197,8 +197,8 @@ fn start_state(
     let runtime = Arc::new(Runtime::new(buckets.clone(), Some(config.runtime.state_dir.join("cache")))?);
     for m in db.modules()? {
         let grants = ComponentGrants { allowed_outbound_hosts: m.allowed_outbound_hosts, environment: m.environment };
-        runtime.load(&m.name, Source::Bytes(&m.bytes), grants)?;
-        tracing::info!(module = %m.name, sha256 = %m.sha256, "tenant module loaded");
+        runtime.load(&crate::project::module_key(&m.project, &m.name), Source::Bytes(&m.bytes), grants)?;
+        tracing::info!(module = %m.name, project = %m.project, sha256 = %m.sha256, "tenant module loaded");
     }
     let egress = Arc::new(config.runtime.egress.clone().with_own(&[config.runtime.http_listen, config.runtime.rtmp_listen]));
     runtime.set_egress(egress.clone());
