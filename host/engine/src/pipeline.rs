@@ -138,7 +138,7 @@ impl Pipeline {
         let outcome = Outcome { stored, width: image.width, height: image.height, bytes: image.data.len(), callback: request.is_some() };
         stored_hook(&outcome);
         if let Some(r) = request {
-            let info = ResignInfo::of(&snapshot);
+            let info = ResignInfo::of(&snapshot, &t.owner);
             self.delivery.send(Callback {
                 id: info.id(),
                 url: r.url,
@@ -222,11 +222,20 @@ pub struct ResignInfo {
     location: String,
     object: String,
     url: String,
+    /// The owner key of the template's project (outbox rows from before
+    /// projects are the default project's).
+    #[serde(default = "default_owner")]
+    pub owner: String,
+}
+
+fn default_owner() -> String {
+    crate::project::DEFAULT.into()
 }
 
 impl ResignInfo {
-    fn of(s: &types::Snapshot) -> Self {
+    fn of(s: &types::Snapshot, owner: &str) -> Self {
         Self {
+            owner: owner.into(),
             domain: s.id.domain.clone(),
             app: s.id.app.clone(),
             stream: s.id.stream.clone(),

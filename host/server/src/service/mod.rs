@@ -214,7 +214,9 @@ fn start_state(
         let state = weak.upgrade()?;
         let info: crate::pipeline::ResignInfo = serde_json::from_str(json).ok()?;
         let (_, template) = state.template(&info.domain, &info.app);
-        state.pipeline().resign(&*template?, json)
+        // Only with its own project's template: a domain deleted and taken
+        // by another project must not sign the first one's callbacks.
+        state.pipeline().resign(&*template.filter(|t| t.owner == info.owner)?, json)
     }));
     Ok(state)
 }
