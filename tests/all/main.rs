@@ -9,6 +9,7 @@ mod bad_input;
 mod callbacks;
 mod capture;
 mod components;
+mod console;
 mod decode;
 mod domains;
 mod hardening;

@@ -112,6 +112,12 @@ fn full_and_instant_modes_write_the_expected_keys_with_the_encoded_bytes() {
         assert_eq!(bytes, std::fs::read(local.join(local_line["object"].as_str().unwrap())).unwrap(), "{key}: the bytes encoded");
     }
     assert!(s3.root.join("shots/snapshot/localhost/live/cam/1764070015.jpg").is_file());
+    // A stream's folder lists back in time order (what the console's grid shows).
+    let runtime = livesnap::config::runtime::RuntimeConfig::load(&rc).unwrap();
+    let buckets = livesnap::storage::Buckets::open(&runtime.buckets, "http://127.0.0.1").unwrap();
+    let keys = buckets.list("snapshots", "snapshot/localhost/live/cam", 3).unwrap();
+    let written: Vec<&str> = lines.iter().map(|l| l["object"].as_str().unwrap()).collect();
+    assert_eq!(keys, written[1..], "the newest 3 of the folder, oldest first");
 
     let (lines, _, out) =
         capture(dir.path(), &video, &["--stream", "latest", "--mode", "instant", "--runtime-config", rc.to_str().unwrap()]);

@@ -12,6 +12,7 @@ pub use livesnap_engine::{
 
 pub mod api;
 pub mod app;
+pub mod console;
 pub mod control;
 pub mod limiter;
 pub mod metrics;

@@ -1,11 +1,13 @@
 //! Connection caps per listener: a total and one per client address (IPv6:
 //! per /64), so one client cannot take every connection, and the file
-//! descriptor budget the caps are clamped to.
+//! descriptor budget the caps are clamped to; failed sign-ins per address
+//! (the API's and the console's).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Counts open connections against a total and a per-client cap.
 #[derive(Debug)]
@@ -121,6 +123,55 @@ pub fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Client addresses whose failures are counted at most; past that, new
+/// ones are not counted (rather than blocking addresses that never failed).
+const TRACKED_CLIENTS: usize = 65_536;
+
+/// Counts failed authentications per client address in fixed windows.
+pub struct FailureLimiter {
+    max: u32,
+    window: Duration,
+    clients: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl FailureLimiter {
+    /// `max` failures per `window`; 0 turns the limit off.
+    pub fn new(max: u32, window: Duration) -> Self {
+        Self { max, window, clients: Mutex::new(HashMap::new()) }
+    }
+
+    /// How long `client` must still wait, if it failed too often.
+    pub fn blocked(&self, client: IpAddr, now: Instant) -> Option<Duration> {
+        if self.max == 0 {
+            return None;
+        }
+        let clients = self.clients.lock().unwrap();
+        let (start, count) = clients.get(&client)?;
+        let left = (*start + self.window).checked_duration_since(now)?;
+        (*count >= self.max && !left.is_zero()).then_some(left)
+    }
+
+    /// Counts a failure; true when it is the one that blocks `client`.
+    pub fn failed(&self, client: IpAddr, now: Instant) -> bool {
+        if self.max == 0 {
+            return false;
+        }
+        let mut clients = self.clients.lock().unwrap();
+        if !clients.contains_key(&client) && clients.len() >= TRACKED_CLIENTS {
+            clients.retain(|_, (start, _)| now.duration_since(*start) < self.window);
+            if clients.len() >= TRACKED_CLIENTS {
+                return false;
+            }
+        }
+        let entry = clients.entry(client).or_insert((now, 0));
+        if now.duration_since(entry.0) >= self.window {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 == self.max
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +200,21 @@ mod tests {
         assert_eq!(budget_for(256), 96);
         assert_eq!(budget_for(1024), 448);
         assert_eq!(budget_for(10), 1);
+    }
+
+    #[test]
+    fn failures_block_an_address_for_the_rest_of_its_window() {
+        let limiter = FailureLimiter::new(3, Duration::from_secs(60));
+        let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap());
+        let t0 = Instant::now();
+        assert!(!limiter.failed(a, t0));
+        assert!(!limiter.failed(a, t0 + Duration::from_secs(1)));
+        assert_eq!(limiter.blocked(a, t0 + Duration::from_secs(2)), None);
+        assert!(limiter.failed(a, t0 + Duration::from_secs(2)), "the third failure blocks");
+        assert_eq!(limiter.blocked(a, t0 + Duration::from_secs(10)), Some(Duration::from_secs(50)));
+        assert_eq!(limiter.blocked(b, t0 + Duration::from_secs(10)), None, "other addresses are not affected");
+        assert_eq!(limiter.blocked(a, t0 + Duration::from_secs(60)), None, "the window passed");
+        assert!(!limiter.failed(a, t0 + Duration::from_secs(61)), "a new window starts");
+        assert_eq!(FailureLimiter::new(0, Duration::from_secs(60)).blocked(a, t0), None);
     }
 }

@@ -44,6 +44,26 @@ impl Bucket for FsBucket {
         })
     }
 
+    fn list(&self, folder: &str) -> Result<Vec<String>, StorageError> {
+        let mut dir = self.root.clone();
+        for part in Path::new(folder).components() {
+            dir.push(part);
+            // As for get: nothing behind a link.
+            if std::fs::symlink_metadata(&dir).map_or(true, |m| m.file_type().is_symlink()) {
+                return Ok(Vec::new());
+            }
+        }
+        let entries =
+            std::fs::read_dir(&dir).map_err(|source| StorageError::Io { bucket: self.name.clone(), key: folder.into(), source })?;
+        Ok(entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| !name.starts_with(".tmp-"))
+            .map(|name| format!("{folder}/{name}"))
+            .collect())
+    }
+
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         // Only files the bucket itself holds: no symlink anywhere below its
         // root, so a link can never expose a file outside it.

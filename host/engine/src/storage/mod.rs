@@ -84,6 +84,10 @@ pub trait Bucket: Send + Sync {
 
     /// Reads an object; `Ok(None)` when there is none.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// The keys of the objects directly in `folder` (`a/b`), in name order
+    /// (S3: the first 1000).
+    fn list(&self, folder: &str) -> Result<Vec<String>, StorageError>;
 }
 
 /// All authorized buckets, by name.
@@ -119,6 +123,16 @@ impl Buckets {
         check_key(key)?;
         b.get(key)
     }
+
+    /// The last `limit` keys (in name order) of the objects directly in
+    /// `folder` of a bucket.
+    pub fn list(&self, bucket: &str, folder: &str, limit: usize) -> Result<Vec<String>, StorageError> {
+        let b = self.buckets.get(bucket).ok_or_else(|| StorageError::UnknownBucket(bucket.to_string()))?;
+        check_key(folder)?;
+        let mut keys = b.list(folder)?;
+        keys.sort();
+        Ok(keys.split_off(keys.len().saturating_sub(limit)))
+    }
 }
 
 /// Object keys are relative paths without `.`/`..` or empty segments.
@@ -152,5 +166,21 @@ mod tests {
         }
         assert!(check_key("snapshot/localhost/live/s.jpg").is_ok());
         assert_eq!(url_path("a b/c+d.jpg"), "a%20b/c%2Bd.jpg");
+    }
+
+    #[test]
+    fn an_fs_folder_lists_its_newest_objects_and_nothing_behind_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            BucketConfig { name: "b".into(), location: "local".into(), backend: Backend::Fs { path: dir.path().into() }, projects: None };
+        let buckets = Buckets::open(&[config], "http://x").unwrap();
+        for t in [3, 1, 2] {
+            buckets.put("b", &format!("s/cam/{t}.jpg"), "image/jpeg", b"x").unwrap();
+        }
+        std::fs::write(dir.path().join("s/cam/.tmp-1-1"), b"partial").unwrap();
+        assert_eq!(buckets.list("b", "s/cam", 2).unwrap(), ["s/cam/2.jpg", "s/cam/3.jpg"]);
+        std::os::unix::fs::symlink(dir.path().join("s/cam"), dir.path().join("s/link")).unwrap();
+        assert!(buckets.list("b", "s/link", 10).unwrap().is_empty());
+        assert!(buckets.list("b", "../etc", 10).is_err());
     }
 }

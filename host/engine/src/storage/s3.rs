@@ -128,6 +128,10 @@ impl Bucket for S3Bucket {
         })
     }
 
+    fn list(&self, folder: &str) -> Result<Vec<String>, StorageError> {
+        self.list_folder(folder)
+    }
+
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         let url = self.bucket.get_object(Some(&self.credentials), key).sign(REQUEST_VALIDITY);
         let mut r = self.send(key, "GET", || self.agent.get(url.as_str()).call())?;
@@ -136,6 +140,24 @@ impl Bucket for S3Bucket {
         }
         let body = r.body_mut().with_config().limit(64 << 20).read_to_vec().map_err(|e| self.io(key, e.to_string()))?;
         Ok(Some(body))
+    }
+}
+
+impl S3Bucket {
+    /// ListObjectsV2 of one folder (a prefix and the `/` delimiter).
+    fn list_folder(&self, folder: &str) -> Result<Vec<String>, StorageError> {
+        let prefix = format!("{folder}/");
+        let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
+        action.with_prefix(prefix.as_str());
+        action.with_delimiter("/");
+        let url = action.sign(REQUEST_VALIDITY);
+        let mut r = self.send(folder, "LIST", || self.agent.get(url.as_str()).call())?;
+        if r.status() == 404 {
+            return Ok(Vec::new());
+        }
+        let body = r.body_mut().with_config().limit(16 << 20).read_to_string().map_err(|e| self.io(folder, e.to_string()))?;
+        let parsed = rusty_s3::actions::ListObjectsV2::parse_response(&body).map_err(|e| self.io(folder, format!("LIST answer: {e}")))?;
+        Ok(parsed.contents.into_iter().map(|c| c.key).collect())
     }
 }
 

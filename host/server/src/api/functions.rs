@@ -18,8 +18,7 @@ use crate::control;
 use crate::control::modules::{ModuleDetails, ModuleSource};
 use crate::control::projects::Tenant;
 
-/// Largest module accepted.
-pub const MAX_MODULE: usize = 32 << 20;
+pub use crate::control::modules::MAX_MODULE;
 
 /// PUT: upload or replace `name`; the body is the component.
 /// Query: `allowed_outbound_hosts=` (repeatable) and `env=KEY=VALUE` (repeatable).

@@ -2,10 +2,8 @@
 //! address, signatures already used, and how many large bodies it reads at
 //! once and for how long.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use tokio::sync::Semaphore;
@@ -14,12 +12,10 @@ use super::MAX_BODY;
 use super::auth::{Policy, ReplayCache};
 use super::error::ApiError;
 use crate::config::http::HttpSettings;
+use crate::limiter::FailureLimiter;
 
 /// Signatures remembered at most (state-changing requests in 15 minutes).
 const REPLAY_CAPACITY: usize = 100_000;
-/// Client addresses whose failures are counted at most; past that, new
-/// ones are not counted (rather than blocking addresses that never failed).
-const TRACKED_CLIENTS: usize = 65_536;
 
 /// Shared by the API's requests.
 pub struct Guard {
@@ -34,7 +30,7 @@ pub struct Guard {
     /// Signatures of state-changing requests already served.
     pub replays: ReplayCache,
     /// Failed authentications per client address.
-    pub failures: FailureLimiter,
+    pub failures: Arc<FailureLimiter>,
 }
 
 impl Guard {
@@ -47,7 +43,7 @@ impl Guard {
             uploads: Semaphore::new(large),
             trigger_bodies: Semaphore::new(large),
             replays: ReplayCache::new(REPLAY_CAPACITY),
-            failures: FailureLimiter::new(settings.max_auth_failures, settings.auth_failure_window()),
+            failures: Arc::new(FailureLimiter::new(settings.max_auth_failures, settings.auth_failure_window())),
         }
     }
 
@@ -100,70 +96,4 @@ fn over_limit(e: &axum::Error) -> bool {
         cause = c.source();
     }
     false
-}
-
-/// Counts failed authentications per client address in fixed windows.
-pub struct FailureLimiter {
-    max: u32,
-    window: Duration,
-    clients: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-}
-
-impl FailureLimiter {
-    /// `max` failures per `window`; 0 turns the limit off.
-    pub fn new(max: u32, window: Duration) -> Self {
-        Self { max, window, clients: Mutex::new(HashMap::new()) }
-    }
-
-    /// How long `client` must still wait, if it failed too often.
-    pub fn blocked(&self, client: IpAddr, now: Instant) -> Option<Duration> {
-        if self.max == 0 {
-            return None;
-        }
-        let clients = self.clients.lock().unwrap();
-        let (start, count) = clients.get(&client)?;
-        let left = (*start + self.window).checked_duration_since(now)?;
-        (*count >= self.max && !left.is_zero()).then_some(left)
-    }
-
-    /// Counts a failure; true when it is the one that blocks `client`.
-    pub fn failed(&self, client: IpAddr, now: Instant) -> bool {
-        if self.max == 0 {
-            return false;
-        }
-        let mut clients = self.clients.lock().unwrap();
-        if !clients.contains_key(&client) && clients.len() >= TRACKED_CLIENTS {
-            clients.retain(|_, (start, _)| now.duration_since(*start) < self.window);
-            if clients.len() >= TRACKED_CLIENTS {
-                return false;
-            }
-        }
-        let entry = clients.entry(client).or_insert((now, 0));
-        if now.duration_since(entry.0) >= self.window {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        entry.1 == self.max
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_block_an_address_for_the_rest_of_its_window() {
-        let limiter = FailureLimiter::new(3, Duration::from_secs(60));
-        let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap());
-        let t0 = Instant::now();
-        assert!(!limiter.failed(a, t0));
-        assert!(!limiter.failed(a, t0 + Duration::from_secs(1)));
-        assert_eq!(limiter.blocked(a, t0 + Duration::from_secs(2)), None);
-        assert!(limiter.failed(a, t0 + Duration::from_secs(2)), "the third failure blocks");
-        assert_eq!(limiter.blocked(a, t0 + Duration::from_secs(10)), Some(Duration::from_secs(50)));
-        assert_eq!(limiter.blocked(b, t0 + Duration::from_secs(10)), None, "other addresses are not affected");
-        assert_eq!(limiter.blocked(a, t0 + Duration::from_secs(60)), None, "the window passed");
-        assert!(!limiter.failed(a, t0 + Duration::from_secs(61)), "a new window starts");
-        assert_eq!(FailureLimiter::new(0, Duration::from_secs(60)).blocked(a, t0), None);
-    }
 }

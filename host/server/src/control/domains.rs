@@ -70,6 +70,46 @@ pub fn show(state: &State, tenant: &Tenant, name: Option<&str>) -> Result<Vec<Do
     Ok(out)
 }
 
+/// A bucket as a project sees it.
+#[derive(Clone, Debug)]
+pub struct BucketView {
+    /// Its name.
+    pub name: String,
+    /// Its region.
+    pub location: String,
+    /// The embedded bucket: always usable, not authorized or revoked.
+    pub embedded: bool,
+    /// Authorized for the project's templates.
+    pub authorized: bool,
+    /// The project's API templates using it (`domain/app`).
+    pub used_by: Vec<String>,
+}
+
+/// The buckets offered to the project: the embedded one and those the
+/// operator declared (for it, when a bucket lists projects).
+pub fn buckets(state: &State, tenant: &Tenant) -> Vec<BucketView> {
+    let config = state.config();
+    let embedded = crate::config::runtime::EMBEDDED_BUCKET;
+    config
+        .runtime
+        .buckets
+        .iter()
+        .filter(|b| b.projects.as_ref().is_none_or(|p| p.contains(&tenant.project_id)))
+        .map(|b| BucketView {
+            name: b.name.clone(),
+            location: b.location.clone(),
+            embedded: b.name == embedded,
+            authorized: b.name == embedded || config.authorized_buckets.iter().any(|(p, n)| *p == tenant.key && *n == b.name),
+            used_by: config
+                .templates
+                .iter()
+                .filter(|t| t.owner == tenant.key && t.bucket == b.name)
+                .map(|t| format!("{}/{}", t.domain, t.app_name))
+                .collect(),
+        })
+        .collect()
+}
+
 /// Whether publishes to `domain` are refused (an API domain turned off).
 pub fn is_off(state: &State, domain: &str) -> bool {
     state.config().api_domain(domain).is_some_and(|d| !d.is_on())

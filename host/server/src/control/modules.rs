@@ -14,6 +14,9 @@ use crate::project::module_key;
 use crate::runtime::{ComponentGrants, Inspection, Source, Stage};
 use crate::state::{ModuleRecord, ModuleSummary};
 
+/// Largest module accepted.
+pub const MAX_MODULE: usize = 32 << 20;
+
 /// Where a module comes from.
 #[derive(Debug)]
 pub enum ModuleSource {

@@ -79,6 +79,43 @@ pub fn latest(state: &State, tenant: &Tenant, key: &StreamKey) -> Result<(Vec<u8
     Ok((bytes, etag))
 }
 
+/// The snapshots beside a live stream's latest one (its folder in the
+/// bucket), newest last, at most `limit`. Blocking (lists the bucket).
+pub fn snapshots(state: &State, tenant: &Tenant, key: &StreamKey, limit: usize) -> Result<(String, Vec<String>), ControlError> {
+    let info = live_stream(state, tenant, key)?;
+    let Some(latest) = info.last_snapshot.lock().unwrap().clone() else {
+        return Ok((String::new(), Vec::new()));
+    };
+    let folder = latest.object.rsplit_once('/').map_or("", |(folder, _)| folder).to_string();
+    if folder.is_empty() {
+        return Ok((latest.bucket, vec![latest.object]));
+    }
+    let keys = state
+        .buckets()
+        .list(&latest.bucket, &folder, limit)
+        .map_err(|e| ControlError::Failed(format!("listing {}/{folder}: {e}", latest.bucket)))?;
+    Ok((latest.bucket, keys))
+}
+
+/// One snapshot of a live stream's folder (`file` is a name in it).
+/// Blocking (reads the bucket).
+pub fn snapshot_object(state: &State, tenant: &Tenant, key: &StreamKey, file: &str) -> Result<Vec<u8>, ControlError> {
+    let info = live_stream(state, tenant, key)?;
+    let latest = info.last_snapshot.lock().unwrap().clone().ok_or_else(|| not_live(key))?;
+    if file.is_empty() || file.contains('/') {
+        return Err(ControlError::NotFound(format!("no snapshot '{file}'")));
+    }
+    let object = match latest.object.rsplit_once('/') {
+        Some((folder, _)) => format!("{folder}/{file}"),
+        None => file.to_string(),
+    };
+    state
+        .buckets()
+        .get(&latest.bucket, &object)
+        .map_err(|e| ControlError::Failed(format!("reading {}/{object}: {e}", latest.bucket)))?
+        .ok_or_else(|| ControlError::NotFound(format!("no snapshot '{file}'")))
+}
+
 /// A live stream as Huawei's `ListLiveStreamsOnline` shows it.
 #[derive(Debug)]
 pub struct Online {

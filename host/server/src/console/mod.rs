@@ -1,0 +1,355 @@
+//! The web console at `/console`: the Snapshot Capturing guide's steps in a
+//! browser. Server-rendered pages (maud, escaped by construction) over the
+//! same control layer and error messages as the API, one small script for
+//! the live thumbnails, assets embedded in the binary. Signed in with a
+//! project's `project_id` and token; the browser keeps only a session
+//! cookie (HttpOnly, SameSite=Strict), and every request re-checks the
+//! token, so a rotated or deleted project's sessions end at once.
+
+mod callbacks;
+mod domains;
+mod functions;
+mod streams;
+mod templates;
+mod usage;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts, State as AxState};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use crate::app::State;
+use crate::config::credentials::Secret;
+use crate::control::projects::{self, Tenant};
+use crate::control::{ControlError, Page};
+use crate::limiter::{FailureLimiter, client_key};
+
+/// A session ends after this long without a request.
+const IDLE: Duration = Duration::from_secs(8 * 3600);
+/// Sessions kept at most (the oldest go first).
+const MAX_SESSIONS: usize = 10_000;
+const COOKIE: &str = "livesnap_console";
+
+/// Signed-in browsers: session id → the token they signed in with (never
+/// sent back to the browser) and when they were last seen.
+#[derive(Default)]
+pub struct Sessions {
+    live: Mutex<HashMap<String, (Secret, Instant)>>,
+}
+
+impl Sessions {
+    fn open(&self, token: Secret) -> String {
+        let mut id = [0u8; 32];
+        let _ = getrandom::fill(&mut id);
+        let id = hex::encode(id);
+        let mut live = self.live.lock().unwrap();
+        let now = Instant::now();
+        live.retain(|_, (_, seen)| now.duration_since(*seen) < IDLE);
+        if live.len() >= MAX_SESSIONS
+            && let Some(oldest) = live.iter().min_by_key(|(_, (_, seen))| *seen).map(|(k, _)| k.clone())
+        {
+            live.remove(&oldest);
+        }
+        live.insert(id.clone(), (token, now));
+        id
+    }
+
+    fn token(&self, id: &str) -> Option<Secret> {
+        let mut live = self.live.lock().unwrap();
+        let entry = live.get_mut(id)?;
+        if entry.1.elapsed() >= IDLE {
+            live.remove(id);
+            return None;
+        }
+        entry.1 = Instant::now();
+        Some(entry.0.clone())
+    }
+
+    fn close(&self, id: &str) {
+        self.live.lock().unwrap().remove(id);
+    }
+}
+
+/// The console's routes (under `/console`).
+pub fn router() -> Router<Arc<State>> {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/domains") }))
+        .route("/console/login", get(login_page).post(login))
+        .route("/console/logout", post(logout))
+        // Browsers ask for it beside a bare image (a snapshot opened full size).
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route("/console/assets/console.css", get(|| async { asset("text/css", include_str!("assets/console.css")) }))
+        .route("/console/assets/console.js", get(|| async { asset("text/javascript", include_str!("assets/console.js")) }))
+        .merge(domains::routes())
+        .merge(templates::routes())
+        .merge(streams::routes())
+        .merge(usage::routes())
+        .merge(callbacks::routes())
+        .merge(functions::routes())
+        .layer(middleware::from_fn(same_origin))
+        .layer(Extension(Arc::new(Sessions::default())))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+/// A state-changing request must come from the console's own pages: a
+/// cross-site form post is refused (the cookie is SameSite=Strict too).
+async fn same_origin(request: axum::extract::Request, next: Next) -> Response {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let headers = request.headers();
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
+            && origin != "null"
+            && origin.split_once("://").map(|(_, h)| h) != Some(host)
+        {
+            return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// The signed-in project of a console request; without a valid session the
+/// request is sent to the sign-in page.
+pub struct Session {
+    /// The project.
+    pub tenant: Tenant,
+}
+
+impl FromRequestParts<Arc<State>> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> Result<Self, Response> {
+        let to_login = || Redirect::to("/console/login").into_response();
+        let sessions = parts.extensions.get::<Arc<Sessions>>().cloned().ok_or_else(to_login)?;
+        let id = cookie(&parts.headers).ok_or_else(to_login)?;
+        let token = sessions.token(&id).ok_or_else(to_login)?;
+        let st = state.clone();
+        let tenant = tokio::task::spawn_blocking(move || projects::by_token(&st, &token)).await.ok().and_then(Result::ok).flatten();
+        match tenant {
+            Some(tenant) => Ok(Self { tenant }),
+            None => {
+                sessions.close(&id);
+                Err(to_login())
+            }
+        }
+    }
+}
+
+/// The client's address (unspecified when the server did not record it).
+struct Peer(IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        Ok(Self(ip))
+    }
+}
+
+fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| kv.trim().strip_prefix(COOKIE)?.strip_prefix('=').map(str::to_string))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    project_id: String,
+    token: String,
+}
+
+async fn login_page() -> Html<String> {
+    login_view(None, "")
+}
+
+fn login_view(error: Option<&str>, project_id: &str) -> Html<String> {
+    Html(layout(
+        "Sign in",
+        None,
+        "",
+        html! {
+            p { "Sign in with your project's ID and token (" code { "livesnap project create --json" } " prints them; the default project's are in "
+                code { ".livesnap/api-credentials.toml" } ")." }
+            form.card method="post" action="/console/login" {
+                (alert(error))
+                label for="project_id" { "Project ID" }
+                input #project_id name="project_id" required autocomplete="username" value=(project_id);
+                label for="token" { "Token" }
+                input #token name="token" type="password" required autocomplete="current-password";
+                button type="submit" { "Sign in" }
+            }
+        },
+    ).into_string())
+}
+
+async fn login(
+    AxState(state): AxState<Arc<State>>,
+    Extension(sessions): Extension<Arc<Sessions>>,
+    Extension(failures): Extension<Arc<FailureLimiter>>,
+    Peer(peer): Peer,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let client = client_key(peer);
+    if failures.blocked(client, Instant::now()).is_some() {
+        let page = login_view(Some("Too many failed sign-ins from this address; try again later."), &form.project_id);
+        return (StatusCode::TOO_MANY_REQUESTS, page).into_response();
+    }
+    let token = Secret::new(form.token.trim());
+    let st = state.clone();
+    let lookup = token.clone();
+    let found = tokio::task::spawn_blocking(move || projects::by_token(&st, &lookup)).await.ok().and_then(Result::ok).flatten();
+    match found {
+        Some(tenant) if tenant.project_id == form.project_id.trim() => {
+            tracing::info!(project = %tenant.project_id, "console sign-in");
+            let id = sessions.open(token);
+            // Served over HTTPS, the cookie never travels in the clear.
+            let secure = if state.config().runtime.tls.cert.is_some() { "; Secure" } else { "" };
+            let cookie = format!("{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict{secure}");
+            let mut response = Redirect::to("/console/domains").into_response();
+            response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("hex is a valid header"));
+            response
+        }
+        _ => {
+            failures.failed(client, Instant::now());
+            tracing::warn!(%client, "console sign-in refused");
+            // Said on the page, which is served as any page is.
+            login_view(Some("The project ID or token is not valid."), &form.project_id).into_response()
+        }
+    }
+}
+
+async fn logout(Extension(sessions): Extension<Arc<Sessions>>, headers: HeaderMap) -> Response {
+    if let Some(id) = cookie(&headers) {
+        sessions.close(&id);
+    }
+    let mut response = Redirect::to("/console/login").into_response();
+    let expired = format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0");
+    response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&expired).expect("a valid header"));
+    response
+}
+
+/// The console's sections, in menu order: (path, label).
+const SECTIONS: [(&str, &str); 8] = [
+    ("/console/domains", "Domains"),
+    ("/console/authorization", "Authorization"),
+    ("/console/templates", "Snapshot templates"),
+    ("/console/streams", "Live streams"),
+    ("/console/snapshots", "Snapshots"),
+    ("/console/usage", "Usage"),
+    ("/console/callbacks", "Callbacks"),
+    ("/console/functions", "Functions"),
+];
+
+/// A whole page: the header with the sections, then `body` under its title.
+fn layout(title: &str, tenant: Option<&Tenant>, current: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · livesnap console" }
+                link rel="icon" href="data:,";
+                link rel="stylesheet" href="/console/assets/console.css";
+                script src="/console/assets/console.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header {
+                    span.brand { "livesnap" }
+                    @if let Some(t) = tenant {
+                        nav aria-label="Console sections" {
+                            ul {
+                                @for (path, label) in SECTIONS {
+                                    li { a href=(path) aria-current=[(path == current).then_some("page")] { (label) } }
+                                }
+                            }
+                        }
+                        form.signout method="post" action="/console/logout" {
+                            span { "Project " code { (t.project_id) } }
+                            button type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main #main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+/// A signed-in page.
+fn page(session: &Session, current: &str, title: &str, body: Markup) -> Html<String> {
+    Html(layout(title, Some(&session.tenant), current, body).into_string())
+}
+
+/// An error where it happened (announced to screen readers).
+fn alert(error: Option<&str>) -> Markup {
+    html! { @if let Some(e) = error { p.error role="alert" { (e) } } }
+}
+
+/// A confirmation after a change (`?ok=` of the redirect).
+fn notice(ok: Option<&str>) -> Markup {
+    html! { @if let Some(m) = ok { p.ok role="status" { (m) } } }
+}
+
+/// After a change: back to `path`, saying what was done.
+fn done(path: &str, message: &str) -> Response {
+    back(path, "ok", message)
+}
+
+/// After a refused change made from a list: back to `path`, saying why.
+fn failed(path: &str, message: &str) -> Response {
+    back(path, "error", message)
+}
+
+fn back(path: &str, field: &str, message: &str) -> Response {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let message = crate::encoding::percent_encode(message, crate::encoding::UNRESERVED);
+    Redirect::to(&format!("{path}{sep}{field}={message}")).into_response()
+}
+
+/// What a refused change says on the page (the API's message), and the
+/// status the page is served with: a refusal is part of the page, shown
+/// where it happened, so only a server failure is an error status.
+fn refusal(e: ControlError) -> (StatusCode, String) {
+    match e {
+        ControlError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+        ControlError::Db(_) | ControlError::Failed(_) => {
+            // As the API: the cause is logged, not shown.
+            tracing::error!("console request failed: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+        }
+        other => (StatusCode::OK, other.to_string()),
+    }
+}
+
+/// Runs a blocking control operation off the executor.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ControlError> + Send + 'static) -> Result<T, ControlError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ControlError::Failed(e.to_string()))?
+}
+
+/// Every item: listings in the console are not paged.
+const ALL: Page = Page { limit: 1000, offset: 0 };
+
+/// `?ok=` and `?error=` of a redirect after a change.
+#[derive(Deserialize, Default)]
+struct Query {
+    ok: Option<String>,
+    error: Option<String>,
+}
