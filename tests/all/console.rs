@@ -69,13 +69,21 @@ fn the_console_needs_a_session_and_refuses_cross_site_posts() {
     // A wrong token signs nobody in; the right one sets an HttpOnly, SameSite=Strict session cookie.
     let c = service.api();
     let form = |token: &str| format!("project_id={}&token={token}", c.project);
-    let r = agent.post(&url("/console/login")).header("content-type", "application/x-www-form-urlencoded").send(form("wrong")).unwrap();
-    assert!(r.headers().get("set-cookie").is_none() && r.status().as_u16() == 200);
+    let post = |path: &str| {
+        agent.post(&url(path)).header("origin", service.http.as_str()).header("content-type", "application/x-www-form-urlencoded")
+    };
     let r = agent.post(&url("/console/login")).header("content-type", "application/x-www-form-urlencoded").send(form(&c.token)).unwrap();
+    assert_eq!(r.status().as_u16(), 403, "a sign-in without an Origin (or Referer)");
+    let r = post("/console/login").send(form("wrong")).unwrap();
+    assert!(r.headers().get("set-cookie").is_none() && r.status().as_u16() == 200);
+    let r = post("/console/login").send(form(&c.token)).unwrap();
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains(&c.token), "{cookie}");
     let session = cookie.split(';').next().unwrap();
     let mut r = agent.get(&url("/console/domains")).header("cookie", session).call().unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.body_mut().read_to_string().unwrap().contains("localhost"), "the default project's domains");
+    // A message in a link made elsewhere is not shown.
+    let mut r = agent.get(&url("/console/domains?ok=Call+support+at+evil.example")).header("cookie", session).call().unwrap();
+    assert!(!r.body_mut().read_to_string().unwrap().contains("evil.example"));
 }

@@ -75,7 +75,8 @@ fn two_projects_run_the_whole_flow_through_huaweis_sdk_and_neither_sees_the_othe
     assert_eq!(made["ok"], true, "{made}");
 
     // A's publisher: online with what was measured, snapshots in A's bucket, counted.
-    let video = small_baseline_flv();
+    // (60 s: still live when the domain changes hands below.)
+    let video = long_baseline_flv();
     let tc_url = ["-rtmp_tcurl", "rtmp://a.example.com/live"];
     let _publisher = KillOnDrop(ffmpeg_publish(&video, &service.rtmp_url("127.0.0.1", "live/cam"), true, &tc_url));
     let line = service.wait_for_log("snapshot stored");
@@ -142,8 +143,11 @@ fn two_projects_run_the_whole_flow_through_huaweis_sdk_and_neither_sees_the_othe
     // B's own domain cannot reach A's module by its name.
     let b_domain = json!({"domain": "b.example.com", "domain_type": "push", "region": "cn-north-4"}).to_string();
     assert_eq!(sdk(&service, &b, &["domain-create", &b_domain])["status"].as_u64(), Some(201));
+    // (The embedded bucket is the default project's; a bucket is one project's at a time.)
+    assert_eq!(status(&sdk(&service, &b, &["obs-authority", "snapshots", "1"])).0, Some(400));
+    assert_eq!(sdk(&service, &b, &["obs-authority", "shared", "1"])["ok"], true);
     let borrow = json!({"domain": "b.example.com", "app_name": "live", "time_interval": 5,
-                        "obs_location": {"bucket": "snapshots", "location": "cn-north-4"},
+                        "obs_location": {"bucket": "shared", "location": "cn-north-4"},
                         "functions": {"notify": "a-notify"}});
     let (code, answer) = b.call("POST", "/stream/snapshot", Some(borrow.to_string().as_bytes()));
     assert_eq!(code, 400, "{answer}");
@@ -163,6 +167,13 @@ fn two_projects_run_the_whole_flow_through_huaweis_sdk_and_neither_sees_the_othe
     assert_eq!(sdk(&service, &a, &["delete", "a.example.com", "mod"])["ok"], true);
     assert_eq!(sdk(&service, &a, &["obs-authority", "a-shots", "0"])["ok"], true);
     assert_eq!(sdk(&service, &a, &["domain-delete", "a.example.com"])["status"].as_u64(), Some(204));
+    // B takes the domain while A's publisher is still connected: the stream stays A's.
+    assert!(!service.log_text().contains("publisher disconnected"), "A's publisher is still live");
+    let taken = json!({"domain": "a.example.com", "domain_type": "push", "region": "cn-north-4", "service_area": "x"}).to_string();
+    assert_eq!(sdk(&service, &b, &["domain-create", &taken])["status"].as_u64(), Some(201));
+    assert_eq!(count(&sdk(&service, &b, &["online", "a.example.com"])["body"]["total_num"]), 0);
+    assert_eq!(b.get_raw("/streams/a.example.com/live/cam/latest.jpg", None).0, 404);
+    assert_eq!(sdk(&service, &b, &["domain-delete", "a.example.com"])["status"].as_u64(), Some(204));
 
     // Rotation: the old keys stop at once, the new ones work; a project with domains is not deleted.
     let rotated = project(dir.path(), &rc, &["rotate", "customer-a", "--json"]);
@@ -183,7 +194,8 @@ fn two_projects_run_the_whole_flow_through_huaweis_sdk_and_neither_sees_the_othe
 #[test]
 fn quotas_are_per_project() {
     let dir = tempdir();
-    let rc = runtime_config(dir.path(), "[quotas]\nmax_domains = 1\nmax_templates = 1\nmax_modules = 1\n");
+    let buckets = "[[bucket]]\nname = \"a-b\"\nbackend = \"fs\"\n[[bucket]]\nname = \"b-b\"\nbackend = \"fs\"\n";
+    let rc = runtime_config(dir.path(), &format!("[quotas]\nmax_domains = 1\nmax_templates = 1\nmax_modules = 1\n{buckets}"));
     let service = Service::start(dir.path(), &["--runtime-config", &rc]);
     let default = service.api();
     let a = default.for_project(&project(dir.path(), &rc, &["create", "a", "--json"]));
@@ -193,8 +205,10 @@ fn quotas_are_per_project() {
         let domain = json!({"domain": format!("{who}.example.com"), "domain_type": "push", "region": "local"});
         let (code, answer) = c.call("POST", "/domain", Some(domain.to_string().as_bytes()));
         assert_eq!(code, 201, "{who}'s first domain: {answer}");
+        let authority = json!({"bucket": format!("{who}-b"), "operation": 1});
+        assert_eq!(c.call("PUT", "/obs/authority", Some(authority.to_string().as_bytes())).0, 200);
         let template = json!({"domain": format!("{who}.example.com"), "app_name": "live", "time_interval": 5,
-                              "obs_location": {"bucket": "snapshots", "location": "local"}});
+                              "obs_location": {"bucket": format!("{who}-b"), "location": "local"}});
         let (code, answer) = c.call("POST", "/stream/snapshot", Some(template.to_string().as_bytes()));
         assert_eq!(code, 201, "{who}'s first template: {answer}");
         let (code, answer) = c.call("PUT", "/functions/notify", Some(&module));
@@ -206,7 +220,7 @@ fn quotas_are_per_project() {
     let second = json!({"domain": "a2.example.com", "domain_type": "push", "region": "local"});
     quota(a.call("POST", "/domain", Some(second.to_string().as_bytes())));
     let template = json!({"domain": "a.example.com", "app_name": "other", "time_interval": 5,
-                          "obs_location": {"bucket": "snapshots", "location": "local"}});
+                          "obs_location": {"bucket": "a-b", "location": "local"}});
     quota(a.call("POST", "/stream/snapshot", Some(template.to_string().as_bytes())));
     quota(a.call("PUT", "/functions/second", Some(&module)));
 }

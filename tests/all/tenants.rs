@@ -180,3 +180,28 @@ fn outbound_calls_need_the_allow_list_and_wildcards_never_reach_loopback() {
     assert!(line.contains("outbound request answered 200"), "{line}");
     assert_eq!(target.drain().len(), 1, "the explicitly allowed call went through");
 }
+
+#[test]
+fn a_storer_writes_only_into_its_templates_bucket_and_cannot_claim_what_it_did_not_store() {
+    let dir = tempdir();
+    let rc = dir.path().join("rc.toml");
+    std::fs::write(&rc, "[[bucket]]\nname = \"other\"\nbackend = \"fs\"\npath = \"other\"\n").unwrap();
+    let mut service = Service::start(dir.path(), &["--runtime-config", rc.to_str().unwrap()]);
+    let api = service.api();
+    assert_eq!(api.upload("forger", "forging_store.wasm", "").0, 201);
+    for app in ["elsewhere", "forge"] {
+        let body = json!({"domain": "localhost", "app_name": app, "time_interval": 5,
+            "obs_location": {"bucket": "snapshots", "location": "local"}, "functions": {"store": "forger"}});
+        let (status, answer) = api.call("POST", "/stream/snapshot", Some(body.to_string().as_bytes()));
+        assert_eq!(status, 201, "{answer}");
+    }
+    let video = small_baseline_flv();
+    let _a = KillOnDrop(ffmpeg_publish(&video, &service.rtmp_url("localhost", "elsewhere/cam"), true, &[]));
+    service.wait_for_log("bucket 'other' is not this template's bucket");
+    let _b = KillOnDrop(ffmpeg_publish(&video, &service.rtmp_url("localhost", "forge/cam"), true, &[]));
+    service.wait_for_log("it returned other/snapshot/victim/live/cam/1764070000.jpg, which it did not store");
+    assert!(!dir.path().join("other").join("stolen.jpg").exists(), "nothing written into the other bucket");
+    // No snapshot was recorded for either stream, so nothing points at the forged object.
+    let (status, _, _) = api.get_raw("/streams/localhost/forge/cam/latest.jpg", None);
+    assert_eq!(status, 404);
+}

@@ -16,6 +16,9 @@ pub type StreamKey = (String, String, String);
 pub struct StreamInfo {
     /// Domain, app, stream.
     pub key: StreamKey,
+    /// The owner key of the project whose template accepted it: the stream
+    /// stays that project's even if its domain is deleted and taken again.
+    pub owner: String,
     /// Publisher's address.
     pub peer: String,
     /// Unix seconds when publishing started.
@@ -133,6 +136,8 @@ pub struct OnDemand {
 /// A stream as `GET /v1/{project_id}/streams` shows it.
 #[derive(Debug, Serialize)]
 pub struct StreamView {
+    /// The owner key of its project.
+    pub owner: String,
     /// Ingest domain.
     pub domain: String,
     /// Application.
@@ -161,7 +166,7 @@ pub struct Streams {
 
 impl Streams {
     /// Registers a stream; `None` when that stream is already live.
-    pub fn register(&self, key: StreamKey, peer: String, requests: Sender<OnDemand>) -> Option<Arc<StreamInfo>> {
+    pub fn register(&self, key: StreamKey, owner: String, peer: String, requests: Sender<OnDemand>) -> Option<Arc<StreamInfo>> {
         let mut live = self.live.lock().unwrap();
         if live.contains_key(&key) {
             return None;
@@ -169,6 +174,7 @@ impl Streams {
         let started_at = crate::time::unix_secs();
         let info = Arc::new(StreamInfo {
             key: key.clone(),
+            owner,
             peer,
             started_at,
             frames: AtomicU64::new(0),
@@ -216,6 +222,7 @@ impl Streams {
             .unwrap()
             .values()
             .map(|s| StreamView {
+                owner: s.owner.clone(),
                 domain: s.key.0.clone(),
                 app: s.key.1.clone(),
                 stream: s.key.2.clone(),

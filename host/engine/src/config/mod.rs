@@ -209,11 +209,31 @@ impl Config {
         self.served_domains().into_iter().filter(|d| self.owns(owner, d)).collect()
     }
 
-    /// Buckets `owner`'s API templates may use: the embedded one and those
-    /// it authorized, as (name, location).
+    /// Whether the operator offers `bucket` to `owner`'s project: a bucket
+    /// with a `projects` list only to those (the default project is
+    /// `default` there); the embedded bucket only to the default project.
+    pub fn offers(&self, owner: &str, bucket: &crate::storage::BucketConfig) -> bool {
+        if bucket.name == runtime::EMBEDDED_BUCKET {
+            return owner == project::DEFAULT;
+        }
+        bucket.projects.as_ref().is_none_or(|p| p.iter().any(|id| id == owner))
+    }
+
+    /// Buckets `owner`'s API templates may use: those offered to it that
+    /// it authorized (the default project: the embedded one too), as
+    /// (name, location). A bucket is one project's at a time, so projects
+    /// never share object names.
     pub fn authorized_bucket_locations(&self, owner: &str) -> Vec<(String, String)> {
-        let ok = |name: &str| name == runtime::EMBEDDED_BUCKET || self.authorized_buckets.iter().any(|(p, b)| p == owner && b == name);
-        self.runtime.bucket_locations().into_iter().filter(|(name, _)| ok(name)).collect()
+        let authorized = |name: &str| {
+            (owner == project::DEFAULT && name == runtime::EMBEDDED_BUCKET)
+                || self.authorized_buckets.iter().any(|(p, b)| p == owner && b == name)
+        };
+        self.runtime
+            .buckets
+            .iter()
+            .filter(|b| self.offers(owner, b) && authorized(&b.name))
+            .map(|b| (b.name.clone(), b.location.clone()))
+            .collect()
     }
 
     /// `raw` validated as an API template of `owner`'s project: its domain
@@ -228,6 +248,12 @@ impl Config {
         let shared =
             |name: &str| self.manifest.components.contains_key(name) || Stage::SNAPSHOT.map(Stage::default_component).contains(&name);
         for name in [&mut t.encode, &mut t.store, &mut t.notify] {
+            // A module name never has a '/': one that does could name
+            // another project's module by its runtime key.
+            if name.contains('/') {
+                let field = FieldError { field: "functions", message: format!("'{name}' is not a function name") };
+                return Err(ConfigError::Template { domain: raw.domain.clone(), app: raw.app().to_string(), field });
+            }
             if !shared(name) {
                 *name = project::module_key(owner, name);
             }

@@ -22,6 +22,12 @@ pub struct HostState {
     hooks: OutboundPolicy,
     table: ResourceTable,
     buckets: Arc<Buckets>,
+    /// The one bucket a storer call may write to (its template's); none
+    /// outside a storer call.
+    pub(super) scope: Option<String>,
+    /// What this call's puts stored, so a storer cannot claim an object it
+    /// did not write.
+    pub(super) stored: Vec<(String, String)>,
     pub(super) limiter: MemoryCap,
 }
 
@@ -49,6 +55,8 @@ impl HostState {
             hooks: OutboundPolicy::new(grants.allowed_outbound_hosts.clone(), egress),
             table: ResourceTable::new(),
             buckets,
+            scope: None,
+            stored: Vec::new(),
             limiter: MemoryCap::new(memory_cap),
         }
     }
@@ -70,7 +78,11 @@ impl types::Host for HostState {}
 
 impl object_store::Host for HostState {
     fn put(&mut self, bucket: String, object: String, content_type: String, data: Vec<u8>) -> Result<types::StoredObject, String> {
+        if self.scope.as_deref() != Some(bucket.as_str()) {
+            return Err(format!("bucket '{bucket}' is not this template's bucket"));
+        }
         let stored = self.buckets.put(&bucket, &object, &content_type, &data).map_err(|e| e.to_string())?;
+        self.stored.push((stored.bucket.clone(), stored.object.clone()));
         Ok(types::StoredObject { bucket: stored.bucket, location: stored.location, object: stored.object, url: stored.url })
     }
 }

@@ -425,8 +425,18 @@ impl Runtime {
     ) -> Result<types::StoredObject, RuntimeError> {
         let Prepared::Store(pre) = self.prepare(name, Stage::Store)? else { unreachable!() };
         let mut store = self.store(name, limits);
+        store.data_mut().scope = Some(template.bucket.clone());
         let result = pre.instantiate(&mut store).and_then(|f| f.call_store(&mut store, id, template, image, captured_at));
-        finish(result, &store, Stage::Store, name, limits)
+        let stored = finish(result, &store, Stage::Store, name, limits)?;
+        // What the callback and the API will point at must be what was written.
+        if !store.data().stored.iter().any(|(b, o)| *b == stored.bucket && *o == stored.object) {
+            return Err(RuntimeError::Failed {
+                stage: Stage::Store,
+                name: name.into(),
+                message: format!("it returned {}/{}, which it did not store", stored.bucket, stored.object),
+            });
+        }
+        Ok(stored)
     }
 
     /// Runs a notifier.

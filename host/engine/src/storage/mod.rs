@@ -93,6 +93,9 @@ pub trait Bucket: Send + Sync {
 /// All authorized buckets, by name.
 pub struct Buckets {
     buckets: BTreeMap<String, Box<dyn Bucket>>,
+    /// The fs buckets: the host serves their objects at `/obs/` (their
+    /// `snapshot_url`s); S3 objects are served by S3 alone.
+    served: Vec<String>,
 }
 
 impl Buckets {
@@ -100,6 +103,7 @@ impl Buckets {
     /// `{public_url}/obs/{bucket}/`.
     pub fn open(declared: &[BucketConfig], public_url: &str) -> Result<Self, StorageError> {
         let mut buckets: BTreeMap<String, Box<dyn Bucket>> = BTreeMap::new();
+        let served = declared.iter().filter(|b| matches!(b.backend, Backend::Fs { .. })).map(|b| b.name.clone()).collect();
         for b in declared {
             let bucket: Box<dyn Bucket> = match &b.backend {
                 Backend::Fs { path } => Box::new(fs::FsBucket::new(&b.name, &b.location, path, public_url)),
@@ -107,7 +111,15 @@ impl Buckets {
             };
             buckets.insert(b.name.clone(), bucket);
         }
-        Ok(Self { buckets })
+        Ok(Self { buckets, served })
+    }
+
+    /// Reads an object the host serves at `/obs/` (fs buckets only).
+    pub fn get_served(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        if !self.served.iter().any(|b| b == bucket) {
+            return Err(StorageError::UnknownBucket(bucket.to_string()));
+        }
+        self.get(bucket, key)
     }
 
     /// Writes into an authorized bucket; the key is checked first.

@@ -274,7 +274,7 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
 async fn object(AxState(state): AxState<Arc<State>>, Path((bucket, object)): Path<(String, String)>) -> Response {
     let buckets = state.buckets().clone();
     let key = object.clone();
-    let result = tokio::task::spawn_blocking(move || buckets.get(&bucket, &key)).await;
+    let result = tokio::task::spawn_blocking(move || buckets.get_served(&bucket, &key)).await;
     match result {
         Ok(Ok(Some(data))) => {
             let content_type =

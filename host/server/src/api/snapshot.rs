@@ -39,7 +39,7 @@ pub async fn modify(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let config = parse_body(&body)?;
-    run_blocking(move || state.writer().modify_template(&tenant, config)).await?;
+    run_blocking(move || state.writer().modify_template(&tenant, config, true)).await?;
     Ok(Json(json!({})))
 }
 

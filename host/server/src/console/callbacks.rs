@@ -10,7 +10,7 @@ use axum::{Form, Router};
 use maud::html;
 use serde::Deserialize;
 
-use super::{Session, alert, blocking, done, failed, notice, page, refusal};
+use super::{Query, Session, alert, blocking, done, failed, notice, page, refusal};
 use crate::app::State;
 use crate::control::{self, Page};
 use crate::state::OutboxStatus;
@@ -22,8 +22,8 @@ pub(super) fn routes() -> Router<Arc<State>> {
 #[derive(Deserialize, Default)]
 struct Filter {
     status: Option<String>,
-    ok: Option<String>,
-    error: Option<String>,
+    #[serde(flatten)]
+    said: Query,
 }
 
 async fn list(AxState(state): AxState<Arc<State>>, session: Session, QueryOf(f): QueryOf<Filter>) -> Response {
@@ -35,8 +35,8 @@ async fn list(AxState(state): AxState<Arc<State>>, session: Session, QueryOf(f):
     let (st, tenant) = (state.clone(), session.tenant.clone());
     let listed = blocking(move || control::callbacks::list(&st, &tenant, Some(status), Page { limit: 100, offset: 0 })).await;
     let body = html! {
-        (notice(f.ok.as_deref()))
-        (alert(f.error.as_deref()))
+        (notice(f.said.ok()))
+        (alert(f.said.error()))
         nav.tabs aria-label="Callback status" { ul {
             @for s in ["failed", "pending", "delivered"] {
                 li { a href={ "/console/callbacks?status=" (s) } aria-current=[(s == status.to_string()).then_some("page")] { (s) } }

@@ -23,7 +23,7 @@ pub(super) fn routes() -> Router<Arc<State>> {
 }
 
 async fn list(AxState(state): AxState<Arc<State>>, session: Session, QueryOf(q): QueryOf<Query>) -> Response {
-    view(&state, &session, (q.ok.as_deref(), q.error.as_deref()), None, "").into_response()
+    view(&state, &session, (q.ok(), q.error()), None, "").into_response()
 }
 
 /// The list (with what a change from it did) and the add form (with its error).
@@ -135,7 +135,7 @@ async fn delete(AxState(state): AxState<Arc<State>>, session: Session, Form(f): 
 }
 
 async fn authorization(AxState(state): AxState<Arc<State>>, session: Session, QueryOf(q): QueryOf<Query>) -> Response {
-    authorization_view(&state, &session, q.ok.as_deref(), None).into_response()
+    authorization_view(&state, &session, q.ok(), q.error()).into_response()
 }
 
 fn authorization_view(state: &State, session: &Session, ok: Option<&str>, error: Option<&str>) -> axum::response::Html<String> {

@@ -23,7 +23,7 @@ pub(super) fn routes() -> Router<Arc<State>> {
 }
 
 async fn list(AxState(state): AxState<Arc<State>>, session: Session, QueryOf(q): QueryOf<Query>) -> Response {
-    list_view(state, session, q.ok, q.error).await
+    list_view(state, session, q.ok().map(str::to_string), q.error().map(str::to_string)).await
 }
 
 async fn list_view(state: Arc<State>, session: Session, ok: Option<String>, error: Option<String>) -> Response {

@@ -38,6 +38,8 @@ use crate::limiter::{FailureLimiter, client_key};
 const IDLE: Duration = Duration::from_secs(8 * 3600);
 /// Sessions kept at most (the oldest go first).
 const MAX_SESSIONS: usize = 10_000;
+/// Sessions of one project at most, so no project can push out others'.
+const MAX_SESSIONS_PER_PROJECT: usize = 50;
 const COOKIE: &str = "livesnap_console";
 
 /// Signed-in browsers: session id → the token they signed in with (never
@@ -55,10 +57,18 @@ impl Sessions {
         let mut live = self.live.lock().unwrap();
         let now = Instant::now();
         live.retain(|_, (_, seen)| now.duration_since(*seen) < IDLE);
-        if live.len() >= MAX_SESSIONS
-            && let Some(oldest) = live.iter().min_by_key(|(_, (_, seen))| *seen).map(|(k, _)| k.clone())
+        let oldest = |live: &HashMap<String, (Secret, Instant)>, same: bool| {
+            live.iter().filter(|(_, (t, _))| !same || *t == token).min_by_key(|(_, (_, seen))| *seen).map(|(k, _)| k.clone())
+        };
+        if live.values().filter(|(t, _)| *t == token).count() >= MAX_SESSIONS_PER_PROJECT
+            && let Some(id) = oldest(&live, true)
         {
-            live.remove(&oldest);
+            live.remove(&id);
+        }
+        if live.len() >= MAX_SESSIONS
+            && let Some(id) = oldest(&live, false)
+        {
+            live.remove(&id);
         }
         live.insert(id.clone(), (token, now));
         id
@@ -104,16 +114,21 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
 }
 
-/// A state-changing request must come from the console's own pages: a
-/// cross-site form post is refused (the cookie is SameSite=Strict too).
+/// A state-changing request must come from the console's own pages: its
+/// `Origin` (or, without one, its `Referer`) must be this host; a missing
+/// or opaque (`null`) one is refused too. The cookie is SameSite=Strict as
+/// well; this also stops a cross-site sign-in into someone else's project.
 async fn same_origin(request: axum::extract::Request, next: Next) -> Response {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let headers = request.headers();
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-        if let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
-            && origin != "null"
-            && origin.split_once("://").map(|(_, h)| h) != Some(host)
-        {
+        let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+        let origin_host = match (text(header::ORIGIN), text(header::REFERER)) {
+            (Some(origin), _) => origin.split_once("://").map(|(_, h)| h),
+            (None, Some(referer)) => referer.split_once("://").and_then(|(_, rest)| rest.split('/').next()),
+            (None, None) => None,
+        };
+        if host.is_empty() || origin_host != Some(host) {
             return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
         }
     }
@@ -320,8 +335,26 @@ fn failed(path: &str, message: &str) -> Response {
 
 fn back(path: &str, field: &str, message: &str) -> Response {
     let sep = if path.contains('?') { '&' } else { '?' };
+    let seal = seal(field, message);
     let message = crate::encoding::percent_encode(message, crate::encoding::UNRESERVED);
-    Redirect::to(&format!("{path}{sep}{field}={message}")).into_response()
+    Redirect::to(&format!("{path}{sep}{field}={message}&seal={seal}")).into_response()
+}
+
+/// A MAC of a redirect's message under a key of this process: a link made
+/// elsewhere cannot put words on a console page.
+fn seal(field: &str, message: &str) -> String {
+    use hmac::{Hmac, Mac};
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        let mut k = [0u8; 32];
+        let _ = getrandom::fill(&mut k);
+        k
+    });
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key length");
+    mac.update(field.as_bytes());
+    mac.update(b"\0");
+    mac.update(message.as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
 }
 
 /// What a refused change says on the page (the API's message), and the
@@ -347,9 +380,26 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ControlError>
 /// Every item: listings in the console are not paged.
 const ALL: Page = Page { limit: 1000, offset: 0 };
 
-/// `?ok=` and `?error=` of a redirect after a change.
+/// `?ok=` and `?error=` of a redirect after a change, with its `seal`.
 #[derive(Deserialize, Default)]
 struct Query {
     ok: Option<String>,
     error: Option<String>,
+    seal: Option<String>,
+}
+
+impl Query {
+    /// The confirmation, if this console sealed it.
+    fn ok(&self) -> Option<&str> {
+        self.ok.as_deref().filter(|m| self.sealed("ok", m))
+    }
+
+    /// The refusal, if this console sealed it.
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref().filter(|m| self.sealed("error", m))
+    }
+
+    fn sealed(&self, field: &str, message: &str) -> bool {
+        self.seal.as_deref().is_some_and(|s| crate::secret::equal(s, &seal(field, message)))
+    }
 }

@@ -12,7 +12,7 @@ use axum::{Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{ALL, Session, alert, blocking, done, failed, notice, page, refusal};
+use super::{ALL, Query, Session, alert, blocking, done, failed, notice, page, refusal};
 use crate::app::State;
 use crate::config::SnapshotConfig;
 use crate::config::template::{FunctionNames, ObsLocation};
@@ -30,15 +30,15 @@ pub(super) fn routes() -> Router<Arc<State>> {
 struct Which {
     domain: Option<String>,
     app: Option<String>,
-    ok: Option<String>,
-    error: Option<String>,
+    #[serde(flatten)]
+    said: Query,
 }
 
 async fn list(AxState(state): AxState<Arc<State>>, session: Session, QueryOf(q): QueryOf<Which>) -> Response {
     let domains = control::domains::show(&state, &session.tenant, None).unwrap_or_default();
     let body = html! {
-        (notice(q.ok.as_deref()))
-        (alert(q.error.as_deref()))
+        (notice(q.said.ok()))
+        (alert(q.said.error()))
         @if domains.is_empty() {
             p.empty { "No domains yet — " a href="/console/domains" { "add one" } " first; templates belong to a domain." }
         }
@@ -130,7 +130,7 @@ impl Errors {
 }
 
 /// Inputs after domain and app: (name, label, hint).
-const INPUTS: [(&str, &str, &str); 19] = [
+const INPUTS: [(&str, &str, &str); 20] = [
     ("domain", "Domain", ""),
     ("app_name", "App name", "Letters, digits, '_' and '-'; not changeable later."),
     ("time_interval", "Interval (seconds)", "5 to 3600."),
@@ -144,6 +144,7 @@ const INPUTS: [(&str, &str, &str); 19] = [
     ("call_back_enable", "Callback", ""),
     ("call_back_url", "Callback URL", "Receives a signed notice of every snapshot."),
     ("auth_key", "Callback signing key", "32-128 characters; empty for unsigned callbacks."),
+    ("auth_validity", "Signature validity (seconds)", "Default 300."),
     ("functions.encode", "Encoder function", "Default: the built-in JPEG encoder."),
     ("functions.store", "Storer function", "Default: the built-in OBS storer."),
     ("functions.notify", "Notifier function", "Default: the built-in callback notifier."),
@@ -180,7 +181,7 @@ fn form_page(state: &State, session: &Session, values: &Values, editing: bool, e
                     button type="submit" name="action" value="generate-key" formnovalidate { "Generate key" }
                 }
             },
-            "time_interval" | "image_quality" | "function_timeout_ms" | "function_memory_mb" => {
+            "time_interval" | "image_quality" | "auth_validity" | "function_timeout_ms" | "function_memory_mb" => {
                 html! { input id=(name) name=(name) type="number" inputmode="numeric" value=(value(name)); }
             }
             _ => html! { input id=(name) name=(name) value=(value(name)); },
@@ -235,6 +236,7 @@ fn values_of(c: &SnapshotConfig) -> Values {
     set("functions.store", f.store);
     set("functions.notify", f.notify);
     set("image_quality", c.image_quality.map(|n| n.to_string()));
+    set("auth_validity", c.auth_validity.map(|n| n.to_string()));
     set("function_timeout_ms", c.function_timeout_ms.map(|n| n.to_string()));
     set("function_memory_mb", c.function_memory_mb.map(|n| n.to_string()));
     v
@@ -266,7 +268,7 @@ fn config_of(v: &Values) -> Result<SnapshotConfig, ControlError> {
         image_access_domain: text("image_access_domain"),
         functions: (functions != FunctionNames::default()).then_some(functions),
         image_quality: number("image_quality")?,
-        auth_validity: None,
+        auth_validity: number("auth_validity")?,
         function_timeout_ms: number("function_timeout_ms")?,
         function_memory_mb: number("function_memory_mb")?,
     })
@@ -291,8 +293,12 @@ async fn save(AxState(state): AxState<Arc<State>>, session: Session, Form(form):
     let label = format!("{}/{}", config.domain, config.app());
     let (st, tenant) = (state.clone(), session.tenant.clone());
     let result =
-        blocking(move || if editing { st.writer().modify_template(&tenant, config) } else { st.writer().create_template(&tenant, config) })
-            .await;
+        blocking(
+            move || {
+                if editing { st.writer().modify_template(&tenant, config, false) } else { st.writer().create_template(&tenant, config) }
+            },
+        )
+        .await;
     match result {
         Ok(()) => done("/console/templates", &format!("Template {label} saved.")),
         Err(e) => {

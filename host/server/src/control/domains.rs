@@ -85,21 +85,24 @@ pub struct BucketView {
     pub used_by: Vec<String>,
 }
 
-/// The buckets offered to the project: the embedded one and those the
-/// operator declared (for it, when a bucket lists projects).
+/// The buckets offered to the project and not authorized by another: the
+/// embedded one (the default project's) and those the operator declared
+/// (for it, when a bucket lists projects).
 pub fn buckets(state: &State, tenant: &Tenant) -> Vec<BucketView> {
     let config = state.config();
     let embedded = crate::config::runtime::EMBEDDED_BUCKET;
+    let mine = |name: &str| config.authorized_buckets.iter().any(|(p, n)| *p == tenant.key && n == name);
+    let others = |name: &str| config.authorized_buckets.iter().any(|(p, n)| *p != tenant.key && n == name);
     config
         .runtime
         .buckets
         .iter()
-        .filter(|b| b.projects.as_ref().is_none_or(|p| p.contains(&tenant.project_id)))
+        .filter(|b| config.offers(&tenant.key, b) && !others(&b.name))
         .map(|b| BucketView {
             name: b.name.clone(),
             location: b.location.clone(),
             embedded: b.name == embedded,
-            authorized: b.name == embedded || config.authorized_buckets.iter().any(|(p, n)| *p == tenant.key && *n == b.name),
+            authorized: b.name == embedded || mine(&b.name),
             used_by: config
                 .templates
                 .iter()
@@ -206,12 +209,17 @@ impl Writer<'_> {
     /// templates; revoking one that its API templates use is refused.
     pub fn set_bucket_authority(&self, tenant: &Tenant, bucket: &str, operation: i64) -> Result<(), ControlError> {
         let config = self.config();
-        let offered = |b: &crate::storage::BucketConfig| b.projects.as_ref().is_none_or(|p| p.contains(&tenant.project_id));
-        if !config.runtime.buckets.iter().any(|b| b.name == bucket && offered(b)) {
-            return Err(ControlError::Invalid(format!("bucket: '{bucket}' is not a bucket this host declares")));
-        }
-        if bucket == crate::config::runtime::EMBEDDED_BUCKET {
+        if bucket == crate::config::runtime::EMBEDDED_BUCKET && tenant.key == crate::project::DEFAULT {
             return Err(ControlError::ReadOnly(format!("bucket '{bucket}' is the embedded bucket: always authorized")));
+        }
+        // A bucket authorized by another project reads like one not offered:
+        // a bucket is one project's at a time.
+        let taken = config.authorized_buckets.iter().any(|(p, b)| b == bucket && *p != tenant.key);
+        if taken || !config.runtime.buckets.iter().any(|b| b.name == bucket && config.offers(&tenant.key, b)) {
+            if taken {
+                tracing::info!(%bucket, project = %tenant.project_id, "bucket authorization refused: another project has it");
+            }
+            return Err(ControlError::Invalid(format!("bucket: '{bucket}' is not a bucket this host offers to the project")));
         }
         let mut authorized = config.authorized_buckets.clone();
         match operation {

@@ -25,9 +25,9 @@ pub fn list(state: &State, tenant: &Tenant) -> Vec<(StreamView, Option<Arc<Templ
         .streams()
         .list()
         .into_iter()
-        .filter(|s| config.owns(&tenant.key, &s.domain))
+        .filter(|s| s.owner == tenant.key)
         .map(|s| {
-            let template = config.template(&s.domain, &s.app).cloned();
+            let template = config.template(&s.domain, &s.app).filter(|t| t.owner == s.owner).cloned();
             (s, template)
         })
         .collect()
@@ -39,10 +39,7 @@ fn not_live(key: &StreamKey) -> ControlError {
 
 /// A live stream of the project's; another project's is not live for it.
 fn live_stream(state: &State, tenant: &Tenant, key: &StreamKey) -> Result<Arc<crate::streams::StreamInfo>, ControlError> {
-    if !state.config().owns(&tenant.key, &key.0) {
-        return Err(not_live(key));
-    }
-    state.streams().get(key).ok_or_else(|| not_live(key))
+    state.streams().get(key).filter(|s| s.owner == tenant.key).ok_or_else(|| not_live(key))
 }
 
 /// Takes a snapshot of the newest picture of a live stream now, stored and
@@ -138,13 +135,15 @@ pub struct Online {
 /// Live streams of the project's `domain` (and `app`, and `stream`), a
 /// page of them, in name order.
 pub fn online(state: &State, tenant: &Tenant, domain: &str, app: Option<&str>, stream: Option<&str>, page: Page) -> Listing<Online> {
-    let owned = state.config().owns(&tenant.key, domain);
     let mut matching: Vec<_> = state
         .streams()
         .entries()
         .into_iter()
         .filter(|i| {
-            owned && i.key.0.eq_ignore_ascii_case(domain) && app.is_none_or(|a| a == i.key.1) && stream.is_none_or(|s| s == i.key.2)
+            i.owner == tenant.key
+                && i.key.0.eq_ignore_ascii_case(domain)
+                && app.is_none_or(|a| a == i.key.1)
+                && stream.is_none_or(|s| s == i.key.2)
         })
         .collect();
     matching.sort_by(|a, b| a.key.cmp(&b.key));

@@ -28,7 +28,9 @@ pub fn query(state: &State, tenant: &Tenant, domain: &str, app: Option<&str>, pa
 impl Writer<'_> {
     /// Creates an API template on one of the project's domains; the
     /// (domain, app) must be free.
-    pub fn create_template(&self, tenant: &Tenant, config: SnapshotConfig) -> Result<(), ControlError> {
+    pub fn create_template(&self, tenant: &Tenant, mut config: SnapshotConfig) -> Result<(), ControlError> {
+        // Ingest domains are matched in lower case.
+        config.domain = config.domain.to_ascii_lowercase();
         let app = config.app().to_string();
         if !self.config().owns(&tenant.key, &config.domain) {
             // What validation says of a domain that is not served at all.
@@ -64,8 +66,12 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Replaces an API template (`auth_key` sent as the mask keeps the stored key).
-    pub fn modify_template(&self, tenant: &Tenant, mut config: SnapshotConfig) -> Result<(), ControlError> {
+    /// Replaces an API template (`auth_key` sent as the mask keeps the
+    /// stored key). With `keep_extensions` (Huawei's SDK, which cannot send
+    /// livesnap's fields) unset extension fields keep their stored values;
+    /// without (the console, which shows them all) unset means default.
+    pub fn modify_template(&self, tenant: &Tenant, mut config: SnapshotConfig, keep_extensions: bool) -> Result<(), ControlError> {
+        config.domain = config.domain.to_ascii_lowercase();
         let app = config.app().to_string();
         let current = self.config();
         match current.template(&config.domain, &app).filter(|t| t.owner == tenant.key) {
@@ -79,7 +85,9 @@ impl Writer<'_> {
                 if config.auth_key.as_deref() == Some(MASK) {
                     config.auth_key = Some(t.auth_key.clone());
                 }
-                config.keep_extensions_of(&t.raw);
+                if keep_extensions {
+                    config.keep_extensions_of(&t.raw);
+                }
             }
             None => return Err(ControlError::NotFound(format!("no template for domain '{}' app '{app}'", config.domain))),
         }
@@ -94,6 +102,7 @@ impl Writer<'_> {
 
     /// Deletes an API template; its streams stop capturing from their next snapshot.
     pub fn delete_template(&self, tenant: &Tenant, domain: &str, app: &str) -> Result<(), ControlError> {
+        let domain = &domain.to_ascii_lowercase();
         let config = self.config();
         let Some(t) = config.template(domain, app).filter(|t| t.owner == tenant.key) else {
             return Err(ControlError::NotFound(format!("no template for domain '{domain}' app '{app}'")));

@@ -61,14 +61,14 @@ impl LiveStream {
         // The quota is the project's: its domains' streams count.
         let config = state.config();
         let quota = config.runtime.quotas.max_streams;
-        if state.streams().entries().iter().filter(|s| config.owns(&template.owner, &s.key.0)).count() >= quota {
+        if state.streams().entries().iter().filter(|s| s.owner == template.owner).count() >= quota {
             return Err(Refusal::NotNow(format!("the project has its maximum of {quota} live streams")));
         }
         let key: StreamKey = (id.domain.clone(), id.app.clone(), id.stream.clone());
         let (request_tx, requests) = channel();
         let info = state
             .streams()
-            .register(key, peer, request_tx)
+            .register(key, template.owner.clone(), peer, request_tx)
             .ok_or_else(|| Refusal::AlreadyLive(format!("{}/{}/{} is already being published", id.domain, id.app, id.stream)))?;
         let (retry_tx, retry_rx) = channel();
         Ok(Self {
@@ -139,6 +139,9 @@ impl LiveStream {
         self.generation = generation;
         let id = self.capture.id();
         let (_, template) = self.state.template(&id.domain, &id.app);
+        // A template of another project (the domain deleted and taken again)
+        // does not capture this project's stream.
+        let template = template.filter(|t| t.owner == self.info.owner);
         if template.is_none() {
             tracing::warn!(stream = %self.label(), "template removed; snapshots stop for this stream");
         }
