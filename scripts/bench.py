@@ -78,6 +78,11 @@ def encoder_bench():
 
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if "--load-only" in sys.argv:
+        for height in (1080, 720):
+            make_input(height, 2)
+        subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "load.py")], check=True)
+        return
     rows = []
     for height in (1080, 720):
         for gop in (2, 8):

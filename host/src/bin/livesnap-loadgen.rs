@@ -1,7 +1,12 @@
 //! livesnap-loadgen: many RTMP publishers in one process, each replaying a
 //! pre-encoded FLV in real time, plus an HTTP listener that receives the
 //! callbacks and measures how long after its due time each snapshot's
-//! callback arrived (scripts/load.py).
+//! callback arrived (scripts/load.py). Each publisher also measures its own
+//! lag against real time, so a step where the load generator could not keep
+//! up is reported as invalid rather than as livesnap's result:
+//! `max_lag_ms` is how late a tag's send began although the publisher was
+//! waiting for it (the generator short of CPU); `max_behind_ms` how late it
+//! was because the previous send had not finished (livesnap not reading).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -106,12 +111,17 @@ async fn main() -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move { publish(a.0, &a.1, &a.2, &a.3, &tags, deadline, &starts).await }));
         tokio::time::sleep(Duration::from_micros(args.spread_ms * 1000 / args.streams.max(1) as u64)).await;
     }
-    let mut failed = 0;
+    let (mut failed, mut lags, mut behind) = (0, Vec::new(), 0u64);
     for t in tasks {
-        if !matches!(t.await, Ok(Ok(()))) {
-            failed += 1;
+        match t.await {
+            Ok(Ok(pace)) => {
+                lags.push(pace.lag_ms);
+                behind = behind.max(pace.behind_ms);
+            }
+            _ => failed += 1,
         }
     }
+    let lagging = lags.iter().filter(|l| **l > 1000).count();
     tokio::time::sleep(Duration::from_secs(3)).await; // callbacks of the last snapshots
     let all = latencies.lock().unwrap().clone();
     let mut per_stream: HashMap<String, usize> = HashMap::new();
@@ -131,7 +141,8 @@ async fn main() -> anyhow::Result<()> {
                "streams_with_callbacks": per_stream.len(),
                "on_time_fraction": if lat.is_empty() { 0.0 } else { on_time as f64 / lat.len() as f64 },
                "p50_ms": pct(&lat, 0.5), "p99_ms": pct(&lat, 0.99), "max_ms": lat.last().copied().unwrap_or(0),
-               "picture_p50_ms": pct(&from_picture, 0.5), "picture_p99_ms": pct(&from_picture, 0.99)})
+               "picture_p50_ms": pct(&from_picture, 0.5), "picture_p99_ms": pct(&from_picture, 0.99),
+               "max_lag_ms": lags.iter().max().copied().unwrap_or(0), "publishers_lagging": lagging, "max_behind_ms": behind})
     );
     Ok(())
 }
@@ -155,6 +166,15 @@ fn video_tags(path: &PathBuf) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
     Ok(out)
 }
 
+/// How well a publisher kept to real time.
+#[derive(Default)]
+struct Pace {
+    /// Worst lateness of a send it was waiting for (ms).
+    lag_ms: u64,
+    /// Worst lateness because the previous send was still blocked (ms).
+    behind_ms: u64,
+}
+
 async fn publish(
     addr: SocketAddr,
     domain: &str,
@@ -163,7 +183,7 @@ async fn publish(
     tags: &[(u32, Vec<u8>)],
     until: Instant,
     starts: &Mutex<HashMap<String, i64>>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Pace> {
     let mut s = TcpStream::connect(addr).await?;
     s.set_nodelay(true)?;
     let mut c0c1 = vec![3u8];
@@ -194,6 +214,8 @@ async fn publish(
     let length = tags.last().map_or(0, |t| t.0) + 33;
     let start = Instant::now();
     let mut lap = 0u32;
+    let mut pace = Pace::default();
+    let ms = |d: Duration| d.as_millis() as u64;
     loop {
         for (ts, body) in tags {
             // After the first lap, the sequence header is not resent.
@@ -203,9 +225,15 @@ async fn publish(
             let t = lap * length + ts;
             let at = start + Duration::from_millis(u64::from(t));
             if at >= until {
-                return Ok(());
+                return Ok(pace);
             }
-            tokio::time::sleep_until(at.into()).await;
+            let now = Instant::now();
+            if now > at {
+                pace.behind_ms = pace.behind_ms.max(ms(now - at));
+            } else {
+                tokio::time::sleep_until(at.into()).await;
+                pace.lag_ms = pace.lag_ms.max(ms(Instant::now().saturating_duration_since(at)));
+            }
             wr.write_all(&msg(6, 9, 1, t, body.clone())).await?;
         }
         lap += 1;

@@ -88,42 +88,49 @@ async fn publish(
             break;
         }
         window.count(n, live.is_some(), &limits)?;
-        let (consumed, events) = conn.feed(&buf)?;
-        buf.drain(..consumed);
-        for event in events {
-            match event {
-                Event::Connected { app, tc_url } => {
-                    tracing::debug!(%peer, %app, tc_url = tc_url.as_deref().unwrap_or("-"), "RTMP connect");
-                }
-                Event::Publish(request) => match admit(state, peer, &request) {
-                    Ok(stream) => {
-                        conn.accept(&request);
-                        *stream_name = Some(stream.label());
-                        tracing::info!(%peer, stream = %stream.label(), "publishing");
-                        state.metrics().publishes.inc();
-                        live = Some(stream);
+        // Fed until nothing whole is left: feed stops after a publish so the
+        // media behind it is read once the publish is decided.
+        loop {
+            let (consumed, events) = conn.feed(&buf)?;
+            buf.drain(..consumed);
+            if consumed == 0 {
+                break;
+            }
+            for event in events {
+                match event {
+                    Event::Connected { app, tc_url } => {
+                        tracing::debug!(%peer, %app, tc_url = tc_url.as_deref().unwrap_or("-"), "RTMP connect");
                     }
-                    Err((code, reason)) => {
-                        // Without its parameters: a signed URL is a credential until it expires.
-                        *stream_name = Some(request.name.split('?').next().unwrap_or_default().to_string());
-                        conn.reject(&request, code, &reason);
-                        socket.write_all(&conn.take_output()).await?;
-                        return Err(PublisherError::Refused(reason));
+                    Event::Publish(request) => match admit(state, peer, &request) {
+                        Ok(stream) => {
+                            conn.accept(&request);
+                            *stream_name = Some(stream.label());
+                            tracing::info!(%peer, stream = %stream.label(), "publishing");
+                            state.metrics().publishes.inc();
+                            live = Some(stream);
+                        }
+                        Err((code, reason)) => {
+                            // Without its parameters: a signed URL is a credential until it expires.
+                            *stream_name = Some(request.name.split('?').next().unwrap_or_default().to_string());
+                            conn.reject(&request, code, &reason);
+                            socket.write_all(&conn.take_output()).await?;
+                            return Err(PublisherError::Refused(reason));
+                        }
+                    },
+                    Event::Video { timestamp, data } => {
+                        if let Some(stream) = live.as_mut() {
+                            stream.on_video(timestamp, &data)?;
+                        }
                     }
-                },
-                Event::Video { timestamp, data } => {
-                    if let Some(stream) = live.as_mut() {
-                        stream.on_video(timestamp, &data)?;
+                    Event::Audio { format, bytes, .. } => {
+                        if let Some(stream) = live.as_ref() {
+                            stream.live.on_audio(format, bytes);
+                        }
                     }
-                }
-                Event::Audio { format, bytes, .. } => {
-                    if let Some(stream) = live.as_ref() {
-                        stream.live.on_audio(format, bytes);
-                    }
-                }
-                Event::Unpublished => {
-                    if let Some(mut stream) = live.take() {
-                        stream.finish();
+                    Event::Unpublished => {
+                        if let Some(mut stream) = live.take() {
+                            stream.finish();
+                        }
                     }
                 }
             }

@@ -97,7 +97,10 @@ impl Connection {
     }
 
     /// Consumes whole chunks from `data`; returns the bytes consumed and the
-    /// events they raised.
+    /// events they raised. It stops after a publish request: what follows it
+    /// (a publisher need not wait for the answer) is read once the caller
+    /// has accepted or rejected it, so its first media is not lost; call
+    /// again with the rest.
     pub fn feed(&mut self, data: &[u8]) -> Result<(usize, Vec<Event>), RtmpError> {
         let mut pos = 0;
         let mut events = Vec::new();
@@ -105,6 +108,9 @@ impl Connection {
             pos += n;
             if let Some(m) = message {
                 self.on_message(m, &mut events)?;
+                if matches!(events.last(), Some(Event::Publish(_))) {
+                    break;
+                }
             }
         }
         if let Some(seq) = self.acks.received(pos) {
@@ -306,6 +312,18 @@ mod tests {
         assert_eq!((req.stream_id, req.name.as_str()), (1, "cam?x=1"));
         let video = encode_message(128, &Message { csid: 6, timestamp: 40, type_id: 9, stream_id: 1, payload: vec![0x17, 1] });
         assert!(c.feed(&video).unwrap().1.is_empty(), "no media before the publish is accepted");
+        // Media sent right behind the publish, without waiting for its answer,
+        // is left for after the decision, not dropped.
+        let mut early = Connection::new();
+        let mut burst = connect.clone();
+        burst.extend(cmd(0, &[string("createStream"), Value::Number(4.0), Value::Null]));
+        burst.extend(cmd(1, &[string("publish"), Value::Number(5.0), Value::Null, string("cam"), string("live")]));
+        burst.extend(&video);
+        let (n, ev) = early.feed(&burst).unwrap();
+        let Some(Event::Publish(first)) = ev.last() else { panic!("{ev:?}") };
+        assert_eq!(burst.len() - n, video.len(), "it stops after the publish");
+        early.accept(first);
+        assert_eq!(early.feed(&burst[n..]).unwrap().1, [Event::Video { timestamp: 40, data: vec![0x17, 1] }]);
         c.accept(req);
         let status = replies(&c.take_output());
         assert_eq!(status[0][3].get("code"), Some(&string("NetStream.Publish.Start")));
