@@ -361,3 +361,13 @@ fn an_sdk_update_keeps_livesnaps_extension_fields() {
     assert!(ids.iter().all(|id| id.len() == 32 && id.chars().all(|ch| ch.is_ascii_hexdigit())), "{ids:?}");
     assert_ne!(ids[0], ids[1]);
 }
+
+#[test]
+fn health_and_readiness_answer_without_credentials() {
+    let dir = tempdir();
+    let service = Service::start(dir.path(), &[]);
+    assert_eq!(service.get("/healthz"), (200, b"ok".to_vec()));
+    let (status, body) = service.get("/readyz");
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((status, body["status"].as_str()), (200, Some("ready")));
+}

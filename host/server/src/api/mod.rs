@@ -1,5 +1,6 @@
 //! The HTTP server: fs-bucket objects under `/obs/`, `/metrics`,
-//! `/openapi.json`, and the AK/SK-signed `/v1/{project_id}/…` API.
+//! `/healthz`, `/readyz`, `/openapi.json`, the AK/SK-signed
+//! `/v1/{project_id}/…` API, and the console.
 
 pub mod auth;
 pub mod callbacks;
@@ -77,6 +78,8 @@ pub fn router(state: Arc<State>) -> Router {
     Router::new()
         .route("/obs/{bucket}/{*object}", get(object))
         .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .merge(api)
         .merge(crate::console::router())
@@ -290,6 +293,20 @@ async fn object(AxState(state): AxState<Arc<State>>, Path((bucket, object)): Pat
             error(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "could not read the object")
         }
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, "could not read the object"),
+    }
+}
+
+/// Ready when the state database answers (for load balancers and
+/// Kubernetes' readiness probe); `/healthz` only says the process serves.
+async fn readyz(AxState(state): AxState<Arc<State>>) -> Response {
+    let st = state.clone();
+    match tokio::task::spawn_blocking(move || st.db().counts()).await {
+        Ok(Ok(_)) => (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!("not ready: the state database did not answer: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "the state database did not answer"}))).into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "busy"}))).into_response(),
     }
 }
 
