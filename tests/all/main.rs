@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `livesnap` binary and library against real
 //! peers (ffmpeg-made media, an HTTP callback listener, real components).
 
+mod postgres;
 mod service;
 mod support;
 
@@ -8,6 +9,7 @@ mod api;
 mod bad_input;
 mod callbacks;
 mod capture;
+mod cluster;
 mod components;
 mod console;
 mod decode;
@@ -24,5 +26,6 @@ mod realtime;
 mod receiver;
 mod s3;
 mod sources;
+mod store;
 mod tenants;
 mod tls;

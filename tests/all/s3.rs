@@ -15,7 +15,7 @@ use crate::support::*;
 const AK: &str = "AKLIVESNAPTEST";
 const SK: &str = "sk-livesnap-test-secret";
 
-struct S3Server {
+pub struct S3Server {
     child: Child,
     port: u16,
     root: PathBuf,
@@ -23,7 +23,7 @@ struct S3Server {
 
 impl S3Server {
     /// Starts s3s-fs over `root` with bucket `shots`, on `port` (0: any free one).
-    fn start(root: &Path, port: u16) -> Self {
+    pub fn start(root: &Path, port: u16) -> Self {
         std::fs::create_dir_all(root.join("shots")).unwrap();
         let port = if port == 0 { std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port() } else { port };
         let mut child = Command::new("s3s-fs")
@@ -51,8 +51,22 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// A `[[bucket]]` section naming this server's bucket `shots` as
+    /// `name`, its secret key in the file `write_secret` writes.
+    pub fn bucket_section(&self, name: &str) -> String {
+        format!(
+            "[[bucket]]\nname = \"{name}\"\nbackend = \"s3\"\nendpoint = \"{}\"\nbucket = \"shots\"\naccess_key = \"{AK}\"\nsecret_key_file = \"s3-secret\"\n",
+            self.endpoint()
+        )
+    }
+
+    /// Writes the secret key file of [`S3Server::bucket_section`] into `dir`.
+    pub fn write_secret(&self, dir: &Path) {
+        std::fs::write(dir.join("s3-secret"), SK).unwrap();
+    }
+
     /// Reads an object back over S3 (a SigV4-presigned GET).
-    fn get(&self, key: &str) -> (u16, Vec<u8>) {
+    pub fn get(&self, key: &str) -> (u16, Vec<u8>) {
         let bucket = rusty_s3::Bucket::new(self.endpoint().parse().unwrap(), rusty_s3::UrlStyle::Path, "shots", "local").unwrap();
         let creds = rusty_s3::Credentials::new(AK, SK);
         let url = bucket.get_object(Some(&creds), key).sign(Duration::from_secs(60));
@@ -79,15 +93,8 @@ fn http_get(url: &str) -> (u16, Vec<u8>) {
 
 fn runtime_config(dir: &Path, s3: &S3Server, extra: &str) -> PathBuf {
     let path = dir.join("runtime-config.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "region = \"local\"\n[[bucket]]\nname = \"snapshots\"\nbackend = \"s3\"\nendpoint = \"{}\"\nbucket = \"shots\"\naccess_key = \"{AK}\"\nsecret_key_file = \"s3-secret\"\n{extra}\n",
-            s3.endpoint()
-        ),
-    )
-    .unwrap();
-    std::fs::write(dir.join("s3-secret"), SK).unwrap();
+    std::fs::write(&path, format!("region = \"local\"\n{}{extra}\n", s3.bucket_section("snapshots"))).unwrap();
+    s3.write_secret(dir);
     path
 }
 

@@ -103,6 +103,12 @@ impl Service {
         Api::new(&self.http, agent, &serde_json::to_value(keys).unwrap())
     }
 
+    /// A client of this service's API with the given keys (`project_id`,
+    /// `access_key`, `secret_key`, `token`).
+    pub fn api_with(&self, keys: &serde_json::Value) -> Api {
+        Api::new(&self.http, ureq::Agent::config_builder().http_status_as_error(false).build().into(), keys)
+    }
+
     /// GET `/v1/{project_id}{path}` with the generated X-Auth-Token.
     pub fn api_get(&self, path: &str) -> (u16, Vec<u8>) {
         let (status, body) = self.api().call("GET", path, None);

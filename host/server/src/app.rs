@@ -47,6 +47,8 @@ pub struct Parts {
     pub key_chains: HashMap<String, KeyChain>,
     /// Concurrent decode + function work (the cores).
     pub workers: usize,
+    /// This node among those sharing the state database.
+    pub node: crate::node::Node,
 }
 
 /// Everything the tasks of the service share.
@@ -66,6 +68,7 @@ pub struct State {
     runtime: Arc<Runtime>,
     http_routes: RwLock<Vec<HttpRouteEntry>>,
     key_chains: RwLock<HashMap<String, KeyChain>>,
+    node: crate::node::Node,
 }
 
 impl State {
@@ -87,7 +90,13 @@ impl State {
             runtime: parts.runtime,
             http_routes: RwLock::new(parts.http_routes),
             key_chains: RwLock::new(parts.key_chains),
+            node: parts.node,
         }
+    }
+
+    /// This node among those sharing the state database.
+    pub fn node(&self) -> &crate::node::Node {
+        &self.node
     }
 
     /// Exclusive access for a change; other writers wait until it is dropped.
@@ -195,6 +204,10 @@ impl State {
     }
 
     /// Sets or removes a domain's key chain in the running service.
+    pub(crate) fn replace_key_chains(&self, _: &Writer<'_>, chains: HashMap<String, KeyChain>) {
+        *self.key_chains.write().unwrap() = chains;
+    }
+
     pub(crate) fn install_key_chain(&self, _: &Writer<'_>, domain: &str, chain: Option<KeyChain>) {
         let mut chains = self.key_chains.write().unwrap();
         match chain {

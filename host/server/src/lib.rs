@@ -12,10 +12,12 @@ pub use livesnap_engine::{
 
 pub mod api;
 pub mod app;
+pub mod cluster;
 pub mod console;
 pub mod control;
 pub mod limiter;
 pub mod metrics;
+pub mod node;
 pub mod service;
 pub mod sources;
 pub mod streams;

@@ -42,7 +42,7 @@ pub struct StreamInfo {
 }
 
 /// Measured rates of a stream.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Rates {
     /// Pictures per second.
     pub video_fps: u64,

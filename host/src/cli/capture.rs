@@ -224,7 +224,7 @@ fn one_off_pipeline(config: &Config, template: &Arc<Template>, callback_url: Opt
     }
     let egress = Arc::new(egress);
     runtime.set_egress(egress.clone());
-    let delivery = Delivery::start(outbox, delivery_config, egress);
+    let delivery = Delivery::start(outbox, "capture", delivery_config, egress);
     let pipeline = Arc::new(Pipeline::new(config, runtime, delivery, livesnap::builtins::get)?);
     let weak = Arc::downgrade(&pipeline);
     let resign_template = template.clone();

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use livesnap::config::credentials;
 use livesnap::config::runtime::RuntimeConfig;
 use livesnap::project::{Keys, Project, token_hash};
-use livesnap::state::{ProjectTable, SqliteState, StateError};
+use livesnap::state::{StateDb, StateError};
 
 /// Arguments of `livesnap project`.
 #[derive(Args)]
@@ -59,23 +59,24 @@ pub fn run(args: ProjectArgs) -> anyhow::Result<ExitCode> {
         Some(path) => RuntimeConfig::load(path)?,
         None => RuntimeConfig::embedded(std::path::Path::new(".")),
     };
-    let path = runtime.state_dir.join("state.db");
-    let db = SqliteState::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let db = livesnap::state::open(&runtime.state, &runtime.state_dir)
+        .with_context(|| format!("opening the state database ({})", runtime.state.describe(&runtime.state_dir)))?;
+    let db = &*db;
     match args.command {
         ProjectCommand::Create { name, json } => {
             let (project, keys) = Project::generate(&name).map_err(anyhow::Error::msg)?;
             db.insert_project(&project)?;
             print_keys(&project.id, &keys, json);
         }
-        ProjectCommand::List { json } => list(&runtime, &db, json)?,
+        ProjectCommand::List { json } => list(&runtime, db, json)?,
         ProjectCommand::Rotate { project, json } => {
-            let project = find(&db, &project)?;
+            let project = find(db, &project)?;
             let keys = Keys::generate();
             db.set_project_keys(&project.id, &keys.access_key, &keys.secret_key, &token_hash(keys.token.expose()))?;
             print_keys(&project.id, &keys, json);
         }
         ProjectCommand::Delete { project } => {
-            let project = find(&db, &project)?;
+            let project = find(db, &project)?;
             match db.delete_project(&project.id) {
                 Ok(_) => println!("deleted project {} ({})", project.name, project.id),
                 Err(StateError::Conflict(why)) => bail!("project {} ({}) is not deleted: {why}", project.name, project.id),
@@ -86,7 +87,7 @@ pub fn run(args: ProjectArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn find(db: &SqliteState, id_or_name: &str) -> anyhow::Result<Project> {
+fn find(db: &dyn StateDb, id_or_name: &str) -> anyhow::Result<Project> {
     match db.project(id_or_name)? {
         Some(p) => Ok(p),
         None => bail!(
@@ -105,7 +106,7 @@ fn print_keys(project_id: &str, keys: &Keys, json: bool) {
     }
 }
 
-fn list(runtime: &RuntimeConfig, db: &SqliteState, json: bool) -> anyhow::Result<()> {
+fn list(runtime: &RuntimeConfig, db: &dyn StateDb, json: bool) -> anyhow::Result<()> {
     let (default, _) = credentials::resolve(runtime)?;
     let mut rows = vec![(default.project_id, "(default)".to_string(), default.access_key, None)];
     for p in db.projects()? {

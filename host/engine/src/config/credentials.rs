@@ -48,9 +48,10 @@ pub fn resolve(runtime: &RuntimeConfig) -> Result<(ApiCredentials, Option<PathBu
     if access.as_deref().is_some_and(|a| a.trim().is_empty()) {
         return Err(ConfigError::Invalid("[api] access_key is empty".into()));
     }
-    let token = match (&api.token, &api.token_file) {
-        (Some(t), _) => Some(strong(t.clone(), "[api] token")?),
-        (None, Some(f)) => Some(strong(read(f)?, &format!("[api] token_file ({})", f.display()))?),
+    let token = match (env("LIVESNAP_TOKEN"), &api.token, &api.token_file) {
+        (Some(t), _, _) => Some(strong(t, "LIVESNAP_TOKEN")?),
+        (None, Some(t), _) => Some(strong(t.clone(), "[api] token")?),
+        (None, None, Some(f)) => Some(strong(read(f)?, &format!("[api] token_file ({})", f.display()))?),
         _ => None,
     };
     let project = env("LIVESNAP_PROJECT_ID").or_else(|| api.project_id.clone());

@@ -48,6 +48,12 @@ pub struct RuntimeConfig {
     pub http: super::http::HttpSettings,
     /// `[tls]`: HTTPS and RTMPS.
     pub tls: super::tls::TlsSettings,
+    /// `state`: SQLite in the state folder, or a PostgreSQL database the
+    /// nodes share.
+    pub state: crate::state::StateSettings,
+    /// This node's name among the nodes sharing state (`LIVESNAP_NODE_ID`,
+    /// else `node_id`, else the host name and a random suffix).
+    pub node_id: String,
 }
 
 /// `[quotas]` of the runtime config: limits per project.
@@ -167,6 +173,10 @@ struct Raw {
     tls: super::tls::TlsSettings,
     #[serde(default)]
     http: super::http::HttpSettings,
+    state: Option<String>,
+    state_password_file: Option<String>,
+    state_pool_size: Option<usize>,
+    node_id: Option<String>,
 }
 
 impl RuntimeConfig {
@@ -206,6 +216,21 @@ impl RuntimeConfig {
     }
 }
 
+/// This node's name: `LIVESNAP_NODE_ID`, else the config's, else the host
+/// name with a random suffix (a restarted node is a new one).
+fn node_id(configured: Option<String>) -> Result<String, ConfigError> {
+    let id = std::env::var("LIVESNAP_NODE_ID").ok().filter(|v| !v.is_empty()).or(configured);
+    match id {
+        Some(id) if id.len() <= 128 && !id.chars().any(|c| c.is_control() || c.is_whitespace()) => Ok(id),
+        Some(_) => Err(ConfigError::Invalid("node_id: 1-128 characters, no spaces".into())),
+        None => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+            let host = if host.is_empty() { "livesnap".to_string() } else { host };
+            Ok(format!("{host}-{}", crate::project::random_hex(3)))
+        }
+    }
+}
+
 /// The fs bucket every configuration has (under the state folder).
 pub const EMBEDDED_BUCKET: &str = "snapshots";
 
@@ -214,14 +239,18 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
     let state_dir = base.join(raw.state_dir.unwrap_or_else(|| ".livesnap".into()));
     let http_listen = raw.http_listen.unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap());
     let public_url = raw.public_url.map(|u| u.trim_end_matches('/').to_string());
-    let mut buckets = crate::storage::config::declared(raw.bucket, &region, base).map_err(ConfigError::Invalid)?;
+    let state =
+        crate::state::StateSettings::from_config(raw.state.as_deref(), raw.state_password_file.as_deref(), raw.state_pool_size, base)
+            .map_err(ConfigError::Invalid)?;
+    let mut buckets = crate::storage::config::declared(raw.bucket, &region, base, state.shared()).map_err(ConfigError::Invalid)?;
     for b in &buckets {
         if let Backend::Fs { path } = &b.backend {
             check_bucket_folder(&b.name, path, &state_dir)?;
         }
     }
-    // Declared buckets add to the embedded one (the default templates use it).
-    if !buckets.iter().any(|b| b.name == EMBEDDED_BUCKET) {
+    // Declared buckets add to the embedded one (the default templates use
+    // it), which is a folder of this node's: not with several nodes.
+    if !state.shared() && !buckets.iter().any(|b| b.name == EMBEDDED_BUCKET) {
         buckets.push(BucketConfig {
             name: EMBEDDED_BUCKET.into(),
             location: region.clone(),
@@ -254,6 +283,8 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
         egress: crate::egress::EgressPolicy::from_config(&raw.egress.allow).map_err(ConfigError::Invalid)?,
         quotas: raw.quotas,
         tls: raw.tls.resolve(base),
+        state,
+        node_id: node_id(raw.node_id)?,
         http: raw.http,
         api: ApiSettings {
             secret_key_file: raw.api.secret_key_file.map(|f| base.join(f)),

@@ -131,6 +131,10 @@ enum Mode {
     Halt,
 }
 
+/// How much longer than its attempt's timeout a claim lasts: a node that
+/// dies mid-attempt leaves the callback to the others after that.
+const CLAIM_MARGIN: Duration = Duration::from_secs(20);
+
 struct Claims {
     mode: Mode,
     ids: HashSet<String>,
@@ -143,6 +147,8 @@ struct Claims {
 
 struct Inner {
     store: Arc<dyn OutboxTable>,
+    /// This node's name on its claims.
+    node: String,
     config: DeliveryConfig,
     agent: Agent,
     resigner: Mutex<Option<Resigner>>,
@@ -159,9 +165,9 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Starts the senders over `store`; pending callbacks left by an earlier
-    /// run are picked up too.
-    pub fn start(store: Arc<dyn OutboxTable>, config: DeliveryConfig, egress: Arc<EgressPolicy>) -> Self {
+    /// Starts the senders over `store` as node `node`; pending callbacks
+    /// left by an earlier run (or by a node that died) are picked up too.
+    pub fn start(store: Arc<dyn OutboxTable>, node: &str, config: DeliveryConfig, egress: Arc<EgressPolicy>) -> Self {
         let agent_config = Agent::config_builder()
             .timeout_global(Some(config.timeout))
             .http_status_as_error(false)
@@ -173,6 +179,7 @@ impl Delivery {
         let agent = Agent::with_parts(agent_config, ureq::unversioned::transport::DefaultConnector::new(), VettingResolver(egress));
         let inner = Arc::new(Inner {
             store,
+            node: node.to_string(),
             config,
             agent,
             resigner: Mutex::new(None),
@@ -253,6 +260,10 @@ impl Delivery {
         for w in workers {
             let _ = w.join();
         }
+        // Nothing is in flight any more: what this node claimed is free for the others now.
+        if let Err(e) = self.inner.store.release_claims(&self.inner.node) {
+            tracing::warn!("releasing callback claims: {e}");
+        }
         self.stats()
     }
 }
@@ -295,21 +306,33 @@ impl Inner {
             let limit = self.config.per_destination.max(1);
             let workers = self.config.workers.max(1);
             let free = workers.saturating_sub(claims.in_flight);
-            if let Some(item) = due.into_iter().find(|i| {
-                let busy = claims.per_destination.get(&i.destination).copied().unwrap_or(0);
+            for item in due {
+                let busy = claims.per_destination.get(&item.destination).copied().unwrap_or(0);
                 // A destination already being tried may not take the last free
                 // worker: that one is kept for a destination with nothing in flight.
-                !claims.ids.contains(&i.id) && busy < limit && (busy == 0 || free > 1)
-            }) {
-                claims.ids.insert(item.id.clone());
-                claims.in_flight += 1;
-                *claims.per_destination.entry(item.destination.clone()).or_default() += 1;
+                if claims.ids.contains(&item.id) || busy >= limit || (busy > 0 && free <= 1) {
+                    continue;
+                }
                 let strikes = claims.strikes.get(&item.destination).copied().unwrap_or(0);
                 let timeout = if strikes >= 2 {
                     (self.config.timeout / 4).max(Duration::from_secs(1)).min(self.config.timeout)
                 } else {
                     self.config.timeout
                 };
+                // Claimed in the outbox, so no other node sharing it attempts
+                // the callback meanwhile; the claim outlives the attempt.
+                let until = now + (timeout + CLAIM_MARGIN).as_millis() as i64;
+                match self.store.claim(&item.id, &self.node, now, until) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::error!(id = %item.id, "claiming a callback: {e}");
+                        continue;
+                    }
+                }
+                claims.ids.insert(item.id.clone());
+                claims.in_flight += 1;
+                *claims.per_destination.entry(item.destination.clone()).or_default() += 1;
                 return Some((item, timeout));
             }
             let pending = self.store.counts().map(|(p, _)| p).unwrap_or(0);

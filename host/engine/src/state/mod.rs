@@ -1,9 +1,13 @@
-//! Durable state behind one small interface: templates created through the
-//! API (and, later, the callback outbox). SQLite is the first
-//! implementation; a shared database can take its place for several nodes.
+//! Durable state behind one set of table traits ([`StateDb`]): SQLite
+//! embedded for one machine, PostgreSQL shared by several nodes. Both pass
+//! the same contract tests (`tests/all/store.rs`).
 
+mod open;
+mod postgres;
 mod sqlite;
 
+pub use open::{StateSettings, open};
+pub use postgres::PostgresState;
 pub use sqlite::SqliteState;
 
 use crate::template::SnapshotConfig;
@@ -25,6 +29,9 @@ pub enum StateError {
     /// The database failed.
     #[error("state database: {0}")]
     Db(#[from] rusqlite::Error),
+    /// The PostgreSQL server failed or could not be reached.
+    #[error("state database (PostgreSQL): {0}")]
+    Postgres(String),
     /// A stored row could not be read back.
     #[error("state database holds an unreadable template for {domain}/{app}: {message}")]
     Corrupt {
@@ -113,11 +120,21 @@ pub struct OutboxItem {
 pub trait OutboxTable: Send + Sync {
     /// Records a new callback as pending, due now; false if the id exists.
     fn enqueue(&self, item: &OutboxItem) -> Result<bool, StateError>;
-    /// Pending callbacks due at `now` (unix ms), oldest due first.
+    /// Pending callbacks due at `now` (unix ms) and not claimed by a node,
+    /// oldest due first.
     fn due(&self, now: i64, limit: usize) -> Result<Vec<OutboxItem>, StateError>;
+    /// Claims a due callback for `node` until `until` (unix ms), so no other
+    /// node attempts it meanwhile; false if it is no longer pending, not
+    /// due, or claimed by another node whose claim has not expired.
+    /// [`OutboxTable::record_attempt`] ends the claim; a node that dies
+    /// leaves it to expire.
+    fn claim(&self, id: &str, node: &str, now: i64, until: i64) -> Result<bool, StateError>;
+    /// Ends every claim of `node` (it is shutting down).
+    fn release_claims(&self, node: &str) -> Result<(), StateError>;
     /// The earliest next attempt of any pending callback.
     fn next_due(&self) -> Result<Option<i64>, StateError>;
-    /// Stores an attempt's outcome (status, attempts, next time, error, body).
+    /// Stores an attempt's outcome (status, attempts, next time, error,
+    /// body) and ends its claim.
     fn record_attempt(&self, item: &OutboxItem) -> Result<(), StateError>;
     /// A project's callbacks by status (all when `None`), oldest first: (total, page).
     fn list(
@@ -136,13 +153,66 @@ pub trait OutboxTable: Send + Sync {
 /// All the state a node keeps: what a shared database takes over when there
 /// are several nodes.
 pub trait StateDb:
-    TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable + UsageTable + DomainTable + ProjectTable
+    TemplateTable
+    + OutboxTable
+    + KeyValueTable
+    + ModuleTable
+    + KeyChainTable
+    + SourceTable
+    + UsageTable
+    + DomainTable
+    + ProjectTable
+    + LeaseTable
+    + RevisionTable
 {
+    /// Whether several nodes may share it (PostgreSQL), so streams take
+    /// leases and configuration changes are looked for.
+    fn shared(&self) -> bool;
 }
 
-impl<T: TemplateTable + OutboxTable + KeyValueTable + ModuleTable + KeyChainTable + SourceTable + UsageTable + DomainTable + ProjectTable>
-    StateDb for T
-{
+/// A live stream's lease: the stream is live on `node` until `expires_at`
+/// unless renewed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamLease {
+    /// Ingest domain.
+    pub domain: String,
+    /// Application.
+    pub app: String,
+    /// Stream name.
+    pub stream: String,
+    /// The node the publisher is connected to.
+    pub node: String,
+    /// The owner key of the project whose template accepted it.
+    pub owner: String,
+    /// What the node last said about it (JSON: counters, rates, resolution).
+    pub info: String,
+    /// Unix ms.
+    pub expires_at: i64,
+}
+
+/// Stream leases: a stream name is live on one node at a time.
+pub trait LeaseTable: Send + Sync {
+    /// Takes the lease of its stream unless another node holds one that
+    /// has not expired at `now` (unix ms); true if taken. A lease of the
+    /// same node is taken over (left by an earlier run of that node).
+    fn acquire_stream(&self, lease: &StreamLease, now: i64) -> Result<bool, StateError>;
+    /// Extends `node`'s leases of these streams (domain, app, stream, info)
+    /// to `until`; returns how many it still held.
+    fn renew_streams(&self, node: &str, streams: &[(String, String, String, String)], until: i64) -> Result<usize, StateError>;
+    /// Frees `node`'s lease of a stream; false if it held none.
+    fn release_stream(&self, node: &str, domain: &str, app: &str, stream: &str) -> Result<bool, StateError>;
+    /// Frees every lease of `node` (it is shutting down).
+    fn release_node(&self, node: &str) -> Result<usize, StateError>;
+    /// Every lease unexpired at `now`, by domain, app and stream.
+    fn stream_leases(&self, now: i64) -> Result<Vec<StreamLease>, StateError>;
+}
+
+/// A number that grows with every change of what the running configuration
+/// is made of (templates, domains, bucket authorizations, key chains,
+/// modules, sources, projects), whichever node made it.
+pub trait RevisionTable: Send + Sync {
+    /// The current revision.
+    fn revision(&self) -> Result<i64, StateError>;
 }
 
 /// Projects other than the default one (`livesnap project …`).

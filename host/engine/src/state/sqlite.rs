@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use rusqlite::{Connection, ErrorCode, params};
 
 use super::{
-    DomainTable, KeyChainTable, KeyValueTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable,
-    ProjectTable, SourceTable, StateError, TemplateTable, UsageTable,
+    DomainTable, KeyChainTable, KeyValueTable, LeaseTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable,
+    ProjectTable, RevisionTable, SourceTable, StateDb, StateError, StreamLease, TemplateTable, UsageTable,
 };
 use crate::domain::Domain;
 use crate::ingest::url_auth::KeyChain;
@@ -128,6 +128,44 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO modules_9 SELECT 'default', name, sha256, bytes, allowed_outbound_hosts, environment, uploaded_at FROM modules;
     DROP TABLE modules;
     ALTER TABLE modules_9 RENAME TO modules;",
+    // 10: claims on callbacks, stream leases and the configuration revision
+    // (what several nodes share; one node keeps them too, so both backends
+    // answer alike).
+    "ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+    ALTER TABLE outbox ADD COLUMN claim_until INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE stream_leases (
+        domain TEXT NOT NULL,
+        app TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        node TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        info TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (domain, app, stream)
+    );
+    CREATE TABLE revision (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+    INSERT INTO revision VALUES (1, 0);
+    CREATE TRIGGER templates_insert AFTER INSERT ON templates BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER templates_update AFTER UPDATE ON templates BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER templates_delete AFTER DELETE ON templates BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER domains_insert AFTER INSERT ON domains BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER domains_update AFTER UPDATE ON domains BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER domains_delete AFTER DELETE ON domains BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER bucket_authority_insert AFTER INSERT ON bucket_authority BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER bucket_authority_update AFTER UPDATE ON bucket_authority BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER bucket_authority_delete AFTER DELETE ON bucket_authority BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER key_chains_insert AFTER INSERT ON key_chains BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER key_chains_update AFTER UPDATE ON key_chains BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER key_chains_delete AFTER DELETE ON key_chains BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER modules_insert AFTER INSERT ON modules BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER modules_update AFTER UPDATE ON modules BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER modules_delete AFTER DELETE ON modules BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER sources_insert AFTER INSERT ON sources BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER sources_update AFTER UPDATE ON sources BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER sources_delete AFTER DELETE ON sources BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER projects_insert AFTER INSERT ON projects BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER projects_update AFTER UPDATE ON projects BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER projects_delete AFTER DELETE ON projects BEGIN UPDATE revision SET n = n + 1; END;",
 ];
 
 /// State in one SQLite file.
@@ -261,10 +299,27 @@ impl OutboxTable for SqliteState {
     fn due(&self, now: i64, limit: usize) -> Result<Vec<OutboxItem>, StateError> {
         let db = self.db.lock().unwrap();
         let mut q = db.prepare(&format!(
-            "SELECT {ITEM_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at LIMIT ?2"
+            "SELECT {ITEM_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 AND claim_until <= ?1
+             ORDER BY next_attempt_at LIMIT ?2"
         ))?;
         let rows = q.query_map(params![now, limit as i64], item)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn claim(&self, id: &str, node: &str, now: i64, until: i64) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        let n = db.execute(
+            "UPDATE outbox SET claimed_by = ?2, claim_until = ?4
+             WHERE id = ?1 AND status = 'pending' AND next_attempt_at <= ?3 AND (claim_until <= ?3 OR claimed_by = ?2)",
+            params![id, node, now, until],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn release_claims(&self, node: &str) -> Result<(), StateError> {
+        let db = self.db.lock().unwrap();
+        db.execute("UPDATE outbox SET claimed_by = NULL, claim_until = 0 WHERE claimed_by = ?1", params![node])?;
+        Ok(())
     }
 
     fn next_due(&self) -> Result<Option<i64>, StateError> {
@@ -275,7 +330,8 @@ impl OutboxTable for SqliteState {
     fn record_attempt(&self, i: &OutboxItem) -> Result<(), StateError> {
         let db = self.db.lock().unwrap();
         db.execute(
-            "UPDATE outbox SET url = ?2, headers = ?3, body = ?4, status = ?5, attempts = ?6, next_attempt_at = ?7, last_error = ?8, updated_at = ?9 WHERE id = ?1",
+            "UPDATE outbox SET url = ?2, headers = ?3, body = ?4, status = ?5, attempts = ?6, next_attempt_at = ?7, last_error = ?8, updated_at = ?9,
+                claimed_by = NULL, claim_until = 0 WHERE id = ?1",
             params![
                 i.id,
                 i.url,
@@ -654,6 +710,79 @@ impl KeyValueTable for SqliteState {
     }
 }
 
+impl LeaseTable for SqliteState {
+    fn acquire_stream(&self, l: &StreamLease, now: i64) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        let n = db.execute(
+            "INSERT INTO stream_leases (domain, app, stream, node, owner, info, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (domain, app, stream) DO UPDATE SET node = ?4, owner = ?5, info = ?6, expires_at = ?7
+             WHERE stream_leases.expires_at <= ?8 OR stream_leases.node = ?4",
+            params![l.domain, l.app, l.stream, l.node, l.owner, l.info, l.expires_at, now],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn renew_streams(&self, node: &str, streams: &[(String, String, String, String)], until: i64) -> Result<usize, StateError> {
+        let db = self.db.lock().unwrap();
+        let tx = db.unchecked_transaction()?;
+        let mut held = 0;
+        for (domain, app, stream, info) in streams {
+            held += tx.execute(
+                "UPDATE stream_leases SET info = ?5, expires_at = ?6 WHERE node = ?1 AND domain = ?2 AND app = ?3 AND stream = ?4",
+                params![node, domain, app, stream, info, until],
+            )?;
+        }
+        tx.commit()?;
+        Ok(held)
+    }
+
+    fn release_stream(&self, node: &str, domain: &str, app: &str, stream: &str) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        let n = db.execute(
+            "DELETE FROM stream_leases WHERE node = ?1 AND domain = ?2 AND app = ?3 AND stream = ?4",
+            params![node, domain, app, stream],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn release_node(&self, node: &str) -> Result<usize, StateError> {
+        let db = self.db.lock().unwrap();
+        Ok(db.execute("DELETE FROM stream_leases WHERE node = ?1", params![node])?)
+    }
+
+    fn stream_leases(&self, now: i64) -> Result<Vec<StreamLease>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare(
+            "SELECT domain, app, stream, node, owner, info, expires_at FROM stream_leases WHERE expires_at > ?1 ORDER BY domain, app, stream",
+        )?;
+        let rows = q.query_map(params![now], |r| {
+            Ok(StreamLease {
+                domain: r.get(0)?,
+                app: r.get(1)?,
+                stream: r.get(2)?,
+                node: r.get(3)?,
+                owner: r.get(4)?,
+                info: r.get(5)?,
+                expires_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl RevisionTable for SqliteState {
+    fn revision(&self) -> Result<i64, StateError> {
+        let db = self.db.lock().unwrap();
+        Ok(db.query_row("SELECT n FROM revision WHERE id = 1", [], |r| r.get(0))?)
+    }
+}
+
+impl StateDb for SqliteState {
+    fn shared(&self) -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -711,61 +840,5 @@ mod tests {
         assert_eq!(s.list(DEFAULT, None, 10, 0).unwrap().0, 1);
         assert!(!s.redeliver("p2", "cb").unwrap(), "another project cannot redeliver it");
         assert!(s.redeliver(DEFAULT, "cb").unwrap());
-    }
-
-    #[test]
-    fn projects_are_found_by_key_and_token_and_keep_their_resources_apart() {
-        let s = SqliteState::in_memory().unwrap();
-        let (a, keys) = Project::generate("a").unwrap();
-        s.insert_project(&a).unwrap();
-        let (mut again, _) = Project::generate("a").unwrap();
-        assert!(matches!(s.insert_project(&again), Err(StateError::Conflict(_))), "names are unique");
-        again.name = "b".into();
-        s.insert_project(&again).unwrap();
-        assert_eq!(s.project_by_access_key(&keys.access_key).unwrap().unwrap().id, a.id);
-        assert_eq!(s.project_by_token(&crate::project::token_hash(keys.token.expose())).unwrap().unwrap().id, a.id);
-        assert!(s.project_by_token(keys.token.expose()).unwrap().is_none(), "the token itself is not stored");
-        assert_eq!(s.project("a").unwrap().unwrap().id, a.id);
-        assert_eq!(s.project(&a.id).unwrap().unwrap().name, "a");
-
-        // Resources of one project are not another's.
-        s.count_snapshot(&a.id, "a.example.com", 0).unwrap();
-        assert!(s.snapshot_counts(&again.id, None, 0, 0).unwrap().is_empty());
-        s.set_bucket_authorized(&a.id, "shots", true).unwrap();
-        s.set_bucket_authorized(&again.id, "shots", false).unwrap();
-        assert_eq!(s.authorized_buckets().unwrap(), [(a.id.clone(), "shots".to_string())]);
-        let module = ModuleRecord {
-            project: a.id.clone(),
-            name: "enc".into(),
-            sha256: "h".into(),
-            bytes: vec![0],
-            allowed_outbound_hosts: vec![],
-            environment: vec![],
-            uploaded_at: 0,
-        };
-        s.put_module(&module).unwrap();
-        assert!(s.module(&again.id, "enc").unwrap().is_none());
-        assert!(!s.delete_module(&again.id, "enc").unwrap());
-        assert_eq!(s.module_summaries(&a.id).unwrap().len(), 1);
-
-        // Rotation replaces every key; deletion waits for the domains.
-        let fresh = crate::project::Keys::generate();
-        assert!(s.set_project_keys(&a.id, &fresh.access_key, &fresh.secret_key, "t2").unwrap());
-        assert!(s.project_by_access_key(&keys.access_key).unwrap().is_none());
-        let domain = Domain {
-            name: "a.example.com".into(),
-            domain_type: "push".into(),
-            region: "r".into(),
-            status: "on".into(),
-            service_area: String::new(),
-            created_at: 0,
-            project: a.id.clone(),
-        };
-        s.insert_domain(&domain).unwrap();
-        assert!(matches!(s.delete_project(&a.id), Err(StateError::Conflict(_))));
-        s.delete_domain("a.example.com").unwrap();
-        assert!(s.delete_project(&a.id).unwrap());
-        assert!(s.module(&a.id, "enc").unwrap().is_none(), "its modules go with it");
-        assert!(s.authorized_buckets().unwrap().is_empty(), "and its authorizations");
     }
 }

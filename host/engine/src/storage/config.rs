@@ -26,13 +26,24 @@ pub struct BucketSection {
     presign_expiry_secs: Option<u64>,
     timeout_secs: Option<u64>,
     projects: Option<Vec<String>>,
+    /// An fs bucket on a filesystem every node mounts (needed with a shared
+    /// state database, where an fs bucket is otherwise one node's only).
+    shared: Option<bool>,
 }
 
 /// The declared buckets, each in the service `region`; relative paths
-/// resolve against `base`.
-pub fn declared(sections: Vec<BucketSection>, region: &str, base: &Path) -> Result<Vec<BucketConfig>, String> {
+/// resolve against `base`. With `shared_state` (several nodes) an fs bucket
+/// must say it is `shared`.
+pub fn declared(sections: Vec<BucketSection>, region: &str, base: &Path, shared_state: bool) -> Result<Vec<BucketConfig>, String> {
     let mut buckets: Vec<BucketConfig> = Vec::new();
     for b in sections {
+        if shared_state && b.backend == "fs" && b.shared != Some(true) {
+            return Err(format!(
+                "bucket '{}': an fs bucket is one node's folder, and with a shared state database other nodes could not \
+                 read what this one stores; use an S3 bucket, or set `shared = true` if every node mounts the same filesystem there",
+                b.name
+            ));
+        }
         if crate::template::validate_domain(&b.name).is_err() || b.name.contains('/') {
             return Err(format!("bucket name '{}' is not valid", b.name));
         }

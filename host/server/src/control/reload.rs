@@ -49,3 +49,53 @@ pub fn http_routes(runtime: &Runtime, manifest: &Manifest) -> Result<Vec<HttpRou
     }
     Ok(routes)
 }
+
+impl Writer<'_> {
+    /// Reloads what another node may have changed in the shared state
+    /// database: tenant modules (loading new and changed ones, dropping
+    /// deleted ones), then the API's templates, domains and bucket
+    /// authorizations into a new configuration, the key chains and the
+    /// pull sources. Streams pick the configuration up from their next
+    /// snapshot, as with a change made through this node.
+    pub fn apply_shared_changes(&self) -> Result<(), ControlError> {
+        let invalid = |e: &dyn std::fmt::Display| ControlError::Invalid(e.to_string());
+        let db = self.db();
+        let records = db.modules()?;
+        {
+            let mut loaded = self.node().modules();
+            for m in &records {
+                let key = crate::project::module_key(&m.project, &m.name);
+                if loaded.get(&key) == Some(&m.sha256) {
+                    continue;
+                }
+                let grants =
+                    ComponentGrants { allowed_outbound_hosts: m.allowed_outbound_hosts.clone(), environment: m.environment.clone() };
+                match self.runtime().load(&key, Source::Bytes(&m.bytes), grants) {
+                    Ok(()) => {
+                        tracing::info!(module = %m.name, project = %m.project, sha256 = %m.sha256, "tenant module loaded (changed on another node)");
+                        loaded.insert(key, m.sha256.clone());
+                    }
+                    Err(e) => tracing::warn!(module = %m.name, project = %m.project, "loading a module changed on another node: {e}"),
+                }
+            }
+            let gone: Vec<String> = loaded
+                .keys()
+                .filter(|k| !records.iter().any(|m| &crate::project::module_key(&m.project, &m.name) == *k))
+                .cloned()
+                .collect();
+            for key in gone {
+                self.runtime().remove_component(&key);
+                loaded.remove(&key);
+            }
+        }
+        let current = self.config();
+        let stored = Stored { templates: db.templates()?, domains: db.domains()?, authorized_buckets: db.authorized_buckets()? };
+        let config = Config::new(current.manifest.clone(), current.runtime.clone(), &stored).map_err(|e| invalid(&e))?;
+        self.pipeline().load(&config).map_err(|e| invalid(&e))?;
+        self.install(self, config);
+        let chains: std::collections::HashMap<_, _> = db.key_chains()?.into_iter().collect();
+        self.replace_key_chains(self, chains);
+        self.sources().changed();
+        Ok(())
+    }
+}

@@ -17,20 +17,35 @@ use crate::streams::{OnDemand, Rates, StreamKey, StreamView};
 /// decoding from the GOP's IDR, and the functions.
 const ON_DEMAND_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The project's live streams and their templates (`None` once the
-/// template is gone).
+/// The project's live streams on every node and their templates (`None`
+/// once the template is gone), by name.
 pub fn list(state: &State, tenant: &Tenant) -> Vec<(StreamView, Option<Arc<Template>>)> {
     let config = state.config();
-    state
+    let remote = crate::cluster::remote_streams(state).into_iter().map(|r| StreamView {
+        owner: r.owner,
+        domain: r.key.0,
+        app: r.key.1,
+        stream: r.key.2,
+        peer: r.summary.peer,
+        started_at: r.summary.started_at,
+        frames: r.summary.frames,
+        snapshots: r.summary.snapshots,
+        errors: r.summary.errors,
+        last_snapshot_url: r.summary.last_snapshot_url,
+    });
+    let mut streams: Vec<_> = state
         .streams()
         .list()
         .into_iter()
+        .chain(remote)
         .filter(|s| s.owner == tenant.key)
         .map(|s| {
             let template = config.template(&s.domain, &s.app).filter(|t| t.owner == s.owner).cloned();
             (s, template)
         })
-        .collect()
+        .collect();
+    streams.sort_by(|(a, _), (b, _)| (&a.domain, &a.app, &a.stream).cmp(&(&b.domain, &b.app, &b.stream)));
+    streams
 }
 
 fn not_live(key: &StreamKey) -> ControlError {
@@ -132,38 +147,38 @@ pub struct Online {
     pub started_at: u64,
 }
 
-/// Live streams of the project's `domain` (and `app`, and `stream`), a
-/// page of them, in name order.
+/// Live streams of the project's `domain` (and `app`, and `stream`) on
+/// every node, a page of them, in name order.
 pub fn online(state: &State, tenant: &Tenant, domain: &str, app: Option<&str>, stream: Option<&str>, page: Page) -> Listing<Online> {
-    let mut matching: Vec<_> = state
-        .streams()
-        .entries()
-        .into_iter()
-        .filter(|i| {
-            i.owner == tenant.key
-                && i.key.0.eq_ignore_ascii_case(domain)
-                && app.is_none_or(|a| a == i.key.1)
-                && stream.is_none_or(|s| s == i.key.2)
+    let local = state.streams().entries().into_iter().map(|i| (i.key.clone(), i.owner.clone(), crate::cluster::Summary::of(&i)));
+    let remote = crate::cluster::remote_streams(state).into_iter().map(|r| (r.key, r.owner, r.summary));
+    let mut matching: Vec<_> = local
+        .chain(remote)
+        .filter(|(key, owner, _)| {
+            *owner == tenant.key
+                && key.0.eq_ignore_ascii_case(domain)
+                && app.is_none_or(|a| a == key.1)
+                && stream.is_none_or(|s| s == key.2)
         })
         .collect();
-    matching.sort_by(|a, b| a.key.cmp(&b.key));
+    matching.sort_by(|a, b| a.0.cmp(&b.0));
     let total = matching.len();
     let items = matching
         .into_iter()
         .skip(page.offset)
         .take(page.limit)
-        .map(|i| Online {
-            key: i.key.clone(),
+        .map(|(key, _, s)| Online {
+            key,
             video_codec: "H264",
-            audio_codec: match *i.audio_format.lock().unwrap() {
+            audio_codec: match s.audio_format {
                 Some(10) => "AAC",
                 Some(2 | 14) => "MP3",
                 _ => "",
             },
-            rates: i.meter.lock().unwrap().rates(),
-            resolution: i.resolution.lock().unwrap().map(|(w, h)| format!("{w}x{h}")).unwrap_or_default(),
-            client_ip: client_ip(&i.peer),
-            started_at: i.started_at,
+            rates: s.rates,
+            resolution: s.resolution.map(|(w, h)| format!("{w}x{h}")).unwrap_or_default(),
+            client_ip: client_ip(&s.peer),
+            started_at: s.started_at,
         })
         .collect();
     Listing { total, items }

@@ -58,10 +58,10 @@ impl LiveStream {
         let Some(template) = template else {
             return Err(Refusal::NoTemplate(format!("no snapshot template for domain '{}' app '{}'", id.domain, id.app)));
         };
-        // The quota is the project's: its domains' streams count.
+        // The quota is the project's: its domains' streams count, on every node.
         let config = state.config();
         let quota = config.runtime.quotas.max_streams;
-        if state.streams().entries().iter().filter(|s| s.owner == template.owner).count() >= quota {
+        if crate::cluster::live_streams_of(state, &template.owner) >= quota {
             return Err(Refusal::NotNow(format!("the project has its maximum of {quota} live streams")));
         }
         let key: StreamKey = (id.domain.clone(), id.app.clone(), id.stream.clone());
@@ -70,6 +70,22 @@ impl LiveStream {
             .streams()
             .register(key, template.owner.clone(), peer, request_tx)
             .ok_or_else(|| Refusal::AlreadyLive(format!("{}/{}/{} is already being published", id.domain, id.app, id.stream)))?;
+        // With several nodes the name must be free on all of them.
+        match crate::cluster::acquire(state, &info) {
+            Ok(true) => {}
+            Ok(false) => {
+                state.streams().remove(&info.key);
+                return Err(Refusal::AlreadyLive(format!(
+                    "{}/{}/{} is already being published (on another node)",
+                    id.domain, id.app, id.stream
+                )));
+            }
+            Err(e) => {
+                state.streams().remove(&info.key);
+                tracing::warn!(stream = %format!("{}/{}/{}", id.domain, id.app, id.stream), "taking the stream's lease: {e}");
+                return Err(Refusal::NotNow("the shared state database is unavailable".into()));
+            }
+        }
         let (retry_tx, retry_rx) = channel();
         Ok(Self {
             state: state.clone(),
@@ -185,6 +201,7 @@ impl LiveStream {
 impl Drop for LiveStream {
     fn drop(&mut self) {
         self.state.streams().remove(&self.info.key);
+        crate::cluster::release(&self.state, &self.info.key);
     }
 }
 

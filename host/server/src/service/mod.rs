@@ -25,7 +25,7 @@ use crate::delivery::Delivery;
 use crate::limiter;
 use crate::pipeline::{Builtins, Pipeline, SetupError, no_builtins};
 use crate::runtime::{ComponentGrants, Runtime, RuntimeError, Source};
-use crate::state::{SqliteState, StateDb, StateError};
+use crate::state::{StateDb, StateError};
 use crate::storage::Buckets;
 
 /// What `livesnap up` is started with.
@@ -85,8 +85,17 @@ pub enum ServiceError {
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(options: Options) -> Result<(), ServiceError> {
     let loaded = Config::load(options.manifest.as_deref(), options.runtime_config.as_deref())?;
-    let db: Arc<dyn StateDb> = Arc::new(SqliteState::open(&loaded.runtime.state_dir.join("state.db"))?);
+    let settings = &loaded.runtime.state;
+    tracing::info!(state = %settings.describe(&loaded.runtime.state_dir), node = %loaded.runtime.node_id, "opening the state database");
+    let db: Arc<dyn StateDb> = crate::state::open(settings, &loaded.runtime.state_dir)?;
     let (credentials, credentials_file) = credentials::resolve(&loaded.runtime)?;
+    if db.shared() && credentials_file.is_some() {
+        return Err(ServiceError::Config(crate::config::ConfigError::Invalid(
+            "with a shared state database every node needs the same default project keys: set LIVESNAP_ACCESS_KEY and \
+             LIVESNAP_SECRET_KEY (or [api] access_key and secret_key_file)"
+                .into(),
+        )));
+    }
     let stored = Stored { templates: db.templates()?, domains: db.domains()?, authorized_buckets: db.authorized_buckets()? };
     let mut config = Config::new(loaded.manifest, loaded.runtime, &stored)?;
     let listeners = Listeners::bind(&mut config, &options).await?;
@@ -133,6 +142,8 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
         tokio::spawn(watch_manifest(path, state.clone(), cancel.clone()));
     }
     tokio::spawn(pull::run_sources(state.clone(), cancel.clone(), publishers.clone()));
+    let heartbeat = tokio::spawn(crate::cluster::heartbeat(state.clone(), cancel.clone()));
+    tokio::spawn(crate::cluster::watch(state.clone(), cancel.clone()));
 
     shutdown.await;
     tracing::info!("shutting down: closing publishers, finishing snapshots in flight");
@@ -146,8 +157,10 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     state.tasks().close();
     state.tasks().wait().await;
     let _ = server.await;
+    let _ = heartbeat.await;
     let st = state.clone();
     let (delivered, pending) = tokio::task::spawn_blocking(move || {
+        crate::cluster::leave(&st);
         let delivered = st.pipeline().delivery().shutdown();
         (delivered, st.db().counts().map(|(p, _)| p).unwrap_or(0))
     })
@@ -195,7 +208,9 @@ fn start_state(
 ) -> Result<Arc<State>, ServiceError> {
     let buckets = Arc::new(Buckets::open(&config.runtime.buckets, &config.runtime.public_url())?);
     let runtime = Arc::new(Runtime::new(buckets.clone(), Some(config.runtime.state_dir.join("cache")))?);
+    let mut loaded_modules = std::collections::HashMap::new();
     for m in db.modules()? {
+        loaded_modules.insert(crate::project::module_key(&m.project, &m.name), m.sha256.clone());
         let grants = ComponentGrants { allowed_outbound_hosts: m.allowed_outbound_hosts, environment: m.environment };
         runtime.load(&crate::project::module_key(&m.project, &m.name), Source::Bytes(&m.bytes), grants)?;
         tracing::info!(module = %m.name, project = %m.project, sha256 = %m.sha256, "tenant module loaded");
@@ -203,11 +218,12 @@ fn start_state(
     let egress = Arc::new(config.runtime.egress.clone().with_own(&[config.runtime.http_listen, config.runtime.rtmp_listen]));
     runtime.set_egress(egress.clone());
     let key_chains = db.key_chains()?.into_iter().collect();
-    let delivery = Delivery::start(db.clone(), config.runtime.delivery, egress);
+    let delivery = Delivery::start(db.clone(), &config.runtime.node_id, config.runtime.delivery, egress);
     let pipeline = Pipeline::new(&config, runtime.clone(), delivery, builtins)?;
     let http_routes = crate::control::reload::http_routes(&runtime, &config.manifest)?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let state = Arc::new(State::new(Parts { config, pipeline, buckets, db, credentials, runtime, http_routes, key_chains, workers }));
+    let node = crate::node::Node::new(config.runtime.node_id.clone(), db.shared(), loaded_modules);
+    let state = Arc::new(State::new(Parts { config, pipeline, buckets, db, credentials, runtime, http_routes, key_chains, workers, node }));
     // A callback re-signed at delivery uses its template's current key.
     let weak = Arc::downgrade(&state);
     state.pipeline().delivery().set_resigner(Arc::new(move |json: &str| {
