@@ -15,11 +15,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("LIVESNAP_BIN", os.path.join(ROOT, "target", "release"))
+BIN = os.path.abspath(os.environ.get("LIVESNAP_BIN", os.path.join(ROOT, "target", "release")))
 STREAMS = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 60
 
@@ -47,7 +48,7 @@ def free_port():
 
 
 def metric(http, name):
-    with urllib.request.urlopen(f"http://{http}/metrics", timeout=10) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=10) as r:
         m = re.search(rb"^" + name.encode() + rb" (\d+)", r.read(), re.M)
     return int(m.group(1)) if m else 0
 
@@ -85,7 +86,8 @@ def main():
                        check=True)
         shots = os.path.join(work, "shots")
         env = dict(os.environ, LIVESNAP_ACCESS_KEY="AKPGOPS", LIVESNAP_SECRET_KEY="pg-ops-secret-key-0123456789",
-                   LIVESNAP_TOKEN="pg-ops-token-0123456789abcdef", LIVESNAP_EGRESS_ALLOW="127.0.0.1", RUST_LOG="warn")
+                   LIVESNAP_TOKEN="pg-ops-token-0123456789abcdef", LIVESNAP_EGRESS_ALLOW="127.0.0.1",
+                   RUST_LOG="warn,livesnap_server::service=info")
         callbacks = [free_port() for _ in range(2)]
         templates = "".join(
             f'[[trigger.snapshot]]\ndomain = "localhost"\napp_name = "n{i}"\ntime_interval = 5\n'
@@ -106,6 +108,8 @@ def main():
             for line in p.stderr:
                 if "livesnap is up" in line:
                     break
+            # Drained so a chatty node never blocks on a full pipe.
+            threading.Thread(target=p.stderr.read, daemon=True).start()
             nodes.append((p, rtmp, http))
         psql("livesnap", "SELECT pg_stat_statements_reset()")
         before = [metric(http, "livesnap_snapshots_total") for _, _, http in nodes]

@@ -188,7 +188,15 @@ fn three_nodes_share_streams_templates_and_callbacks_and_survive_losing_one() {
     }
     assert!(keys.values().all(|n| *n == 1), "and nothing was sent twice: {keys:?}");
 
-    for node in nodes {
+    // SIGTERM hands a node's work back: its leases and claims are freed.
+    for (node, name) in nodes.into_iter().zip(["node-b", "node-c"]) {
         assert!(node.stop().success(), "a node stops cleanly on SIGTERM");
+        let held = pg.psql(
+            database_name,
+            &format!(
+                "SELECT (SELECT COUNT(*) FROM stream_leases WHERE node = '{name}') + (SELECT COUNT(*) FROM outbox WHERE claimed_by = '{name}')"
+            ),
+        );
+        assert_eq!(held, "0", "{name} left no lease or claim behind");
     }
 }

@@ -138,6 +138,11 @@ pub fn remote_streams(state: &State) -> Vec<RemoteStream> {
     }
 }
 
+/// The other node a stream is live on, if any. Blocking (the database).
+pub fn holder(state: &State, key: &StreamKey) -> Option<String> {
+    remote_streams(state).into_iter().find(|r| &r.key == key).map(|r| r.node)
+}
+
 /// How many streams of `owner` are live on every node (with one node:
 /// this node's). Blocking (the database).
 pub fn live_streams_of(state: &State, owner: &str) -> usize {

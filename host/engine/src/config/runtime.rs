@@ -328,3 +328,28 @@ pub fn check_bucket_folder(name: &str, path: &Path, state_dir: &Path) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<RuntimeConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runtime-config.toml");
+        std::fs::write(&path, text).unwrap();
+        RuntimeConfig::load(&path)
+    }
+
+    #[test]
+    fn with_a_shared_state_database_fs_buckets_must_be_declared_shared() {
+        let state = "state = \"postgres://livesnap@127.0.0.1:5432/livesnap\"\n";
+        let fs = "[[bucket]]\nname = \"shots\"\nbackend = \"fs\"\npath = \"/srv/shots\"\n";
+        let e = load(&format!("{state}{fs}")).unwrap_err().to_string();
+        assert!(e.contains("bucket 'shots'") && e.contains("shared = true"), "{e}");
+        let shared = load(&format!("{state}{fs}shared = true\n")).unwrap();
+        assert_eq!(shared.buckets.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["shots"], "no embedded node-local bucket");
+        let one_node = load(fs).unwrap();
+        assert!(one_node.buckets.iter().any(|b| b.name == EMBEDDED_BUCKET), "one node keeps the embedded bucket");
+        assert!(!one_node.state.shared());
+    }
+}

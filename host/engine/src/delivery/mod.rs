@@ -226,7 +226,8 @@ impl Delivery {
             project: cb.project,
         };
         match self.inner.store.enqueue(&item) {
-            Ok(true) => self.inner.wake.notify_all(),
+            // One callback: one sender to wake (the busy ones look again when done).
+            Ok(true) => self.inner.wake.notify_one(),
             Ok(false) => tracing::debug!(id = %item.id, "callback already in the outbox"),
             Err(e) => tracing::error!(id = %item.id, destination = %item.destination, "could not record the callback: {e}"),
         }
@@ -286,7 +287,10 @@ impl Inner {
                 *claims.strikes.entry(dest).or_default() += 1;
             }
             drop(claims);
-            self.wake.notify_all();
+            // This worker looks for the next callback itself; one other may
+            // now fit under the per-destination limits. (Waking all of them
+            // made each query the outbox for nothing.)
+            self.wake.notify_one();
         }
     }
 
@@ -306,6 +310,7 @@ impl Inner {
             let limit = self.config.per_destination.max(1);
             let workers = self.config.workers.max(1);
             let free = workers.saturating_sub(claims.in_flight);
+            let nothing_due = due.is_empty();
             for item in due {
                 let busy = claims.per_destination.get(&item.destination).copied().unwrap_or(0);
                 // A destination already being tried may not take the last free
@@ -335,13 +340,19 @@ impl Inner {
                 *claims.per_destination.entry(item.destination.clone()).or_default() += 1;
                 return Some((item, timeout));
             }
-            let pending = self.store.counts().map(|(p, _)| p).unwrap_or(0);
-            if claims.mode == Mode::Drain && pending == 0 && claims.ids.is_empty() {
+            // Only a draining delivery needs the count: it stops at zero.
+            if claims.mode == Mode::Drain && claims.ids.is_empty() && self.store.counts().map(|(p, _)| p).unwrap_or(0) == 0 {
                 return None;
             }
-            let wait = match self.store.next_due() {
-                Ok(Some(at)) => (at - now).clamp(5, 1000),
-                _ => 1000,
+            // With callbacks due but none for this worker now, a finished
+            // attempt wakes it; else it sleeps until the next one comes due.
+            let wait = if !nothing_due {
+                1000
+            } else {
+                match self.store.next_due() {
+                    Ok(Some(at)) => (at - now).clamp(5, 1000),
+                    _ => 1000,
+                }
             };
             claims = self.wake.wait_timeout(claims, Duration::from_millis(wait as u64)).unwrap().0;
         }

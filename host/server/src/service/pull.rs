@@ -107,6 +107,12 @@ async fn run_source(state: Arc<State>, source: Source, stop: CancellationToken) 
 /// Connects once and feeds the stream until the source fails, ends or is
 /// stopped.
 async fn pull_once(state: &Arc<State>, source: &Source, key: &StreamKey, cancel: Arc<AtomicBool>) -> Result<(), String> {
+    // Every node runs every source; the one holding the stream's lease
+    // pulls it, the others wait to take over (without connecting).
+    let (st, k) = (state.clone(), key.clone());
+    if let Ok(Some(node)) = tokio::task::spawn_blocking(move || crate::cluster::holder(&st, &k)).await {
+        return Err(format!("pulled by node {node}"));
+    }
     let mut options = PullOptions::new(state.runtime().egress());
     options.cancel = cancel;
     let url = source.url.clone();
