@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use crate::http_security::{authorization, read_response, sdk_date, sha256_hex};
 use crate::postgres::Postgres;
 use crate::s3::S3Server;
 use crate::service::*;
@@ -151,6 +152,45 @@ fn three_nodes_share_streams_templates_and_callbacks_and_survive_losing_one() {
     eprintln!("a template change through node A applied on node C after {} ms", sent.elapsed().as_millis());
     let moved = callbacks_for(&second, &["cam-s"]);
     assert!(moved.iter().all(|b| b["stream_name"] == "cam-s"), "only cam-s uses the changed template: {moved:?}");
+
+    // A signed write captured on its way to node A is refused by node B
+    // (the nodes share the record of used signatures).
+    let body = json!({"domain": "localhost", "app_name": "signed", "time_interval": 5,
+                      "obs_location": {"bucket": "snapshots", "location": "local"}})
+    .to_string();
+    let keys: HashMap<&str, &str> = KEYS.into_iter().collect();
+    let path = format!("/v1/{}/stream/snapshot", keys["LIVESNAP_PROJECT_ID"]);
+    let date = sdk_date(std::time::SystemTime::now());
+    let headers = [("content-type", "application/json"), ("host", "live.example.com"), ("x-sdk-date", date.as_str())];
+    let auth =
+        authorization(keys["LIVESNAP_ACCESS_KEY"], keys["LIVESNAP_SECRET_KEY"], "POST", &path, "", &headers, &sha256_hex(body.as_bytes()));
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: live.example.com\r\nContent-Type: application/json\r\nX-Sdk-Date: {date}\r\n\
+         Authorization: {auth}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let send = |node: &Service| {
+        let mut s = std::net::TcpStream::connect(node.http.trim_start_matches("http://")).unwrap();
+        std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+        let (status, _, answer) = read_response(&mut s).unwrap();
+        (status, answer)
+    };
+    assert_eq!(send(&nodes[0]).0, 201, "the signed write works once");
+    let (status, answer) = send(&nodes[1]);
+    assert_eq!((status, answer["error_code"].as_str()), (401, Some("APIGW.0301")), "and not again on another node: {answer}");
+
+    // A console sign-in on node A holds on node B (the sessions are shared).
+    let no_redirects: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let signed_in = no_redirects
+        .post(&format!("{}/console/login", nodes[0].http))
+        .header("Origin", &nodes[0].http)
+        .send_form([("project_id", keys["LIVESNAP_PROJECT_ID"]), ("token", keys["LIVESNAP_TOKEN"])])
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 303, "signed in");
+    let cookie = signed_in.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_string();
+    let mut page = no_redirects.get(&format!("{}/console/streams", nodes[1].http)).header("Cookie", &cookie).call().unwrap();
+    assert_eq!(page.status().as_u16(), 200, "node B knows the session");
+    assert!(page.body_mut().read_to_string().unwrap().contains("cam-c"), "and lists every node's streams");
 
     // Node A's callbacks fail while their receiver is down; A is killed
     // with them pending; once the receiver is back, B and C deliver each

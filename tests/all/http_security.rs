@@ -44,7 +44,7 @@ fn closed_error(e: &std::io::Error) -> bool {
 
 /// Reads one response: (status, headers, body), or None when the server
 /// closed the connection without answering.
-fn read_response(s: &mut TcpStream) -> Option<(u16, String, Value)> {
+pub fn read_response(s: &mut TcpStream) -> Option<(u16, String, Value)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -88,7 +88,7 @@ fn assert_closed_by_server(s: &mut TcpStream, why: &str) {
 }
 
 /// `X-Sdk-Date` for `t`.
-fn sdk_date(t: SystemTime) -> String {
+pub fn sdk_date(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil from days (Howard Hinnant).
@@ -106,7 +106,7 @@ fn sdk_date(t: SystemTime) -> String {
 
 /// An SDK-HMAC-SHA256 Authorization over `headers` (lowercase names, sorted)
 /// with `payload` as the payload hash, as huaweicloudsdkcore builds it.
-fn authorization(ak: &str, sk: &str, method: &str, path: &str, query: &str, headers: &[(&str, &str)], payload: &str) -> String {
+pub fn authorization(ak: &str, sk: &str, method: &str, path: &str, query: &str, headers: &[(&str, &str)], payload: &str) -> String {
     let date = headers.iter().find(|(k, _)| *k == "x-sdk-date").map_or("", |(_, v)| v);
     let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
     let names: Vec<&str> = headers.iter().map(|(k, _)| *k).collect();
@@ -117,7 +117,7 @@ fn authorization(ak: &str, sk: &str, method: &str, path: &str, query: &str, head
     format!("SDK-HMAC-SHA256 Access={ak}, SignedHeaders={}, Signature={}", names.join(";"), hex::encode(mac.finalize().into_bytes()))
 }
 
-fn sha256_hex(b: &[u8]) -> String {
+pub fn sha256_hex(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
 }
 

@@ -46,6 +46,38 @@ contract!(projects_are_found_by_key_and_token_and_keep_their_resources_apart);
 contract!(a_stream_is_leased_to_one_node_until_its_lease_expires);
 contract!(configuration_changes_move_the_revision_and_snapshots_do_not);
 contract!(key_values_key_chains_sources_and_usage_round_trip);
+contract!(a_signature_is_used_once_until_it_expires);
+contract!(console_sessions_last_while_used_and_are_capped_per_token);
+
+fn console_sessions_last_while_used_and_are_capped_per_token(db: &dyn StateDb) {
+    let now = now_ms();
+    db.open_session("s1", "tok-a", now, now - 1000, 2).unwrap();
+    db.open_session("s2", "tok-a", now + 1, now - 1000, 2).unwrap();
+    db.open_session("s3", "tok-b", now + 2, now - 1000, 2).unwrap();
+    assert_eq!(db.session("s1", now + 10, now - 1000).unwrap().as_deref(), Some("tok-a"));
+    // A third session of tok-a pushes out its least recently seen one (s2: s1 was just used).
+    db.open_session("s4", "tok-a", now + 20, now - 1000, 2).unwrap();
+    assert_eq!(db.session("s2", now + 21, now - 1000).unwrap(), None);
+    assert_eq!(db.session("s1", now + 22, now - 1000).unwrap().as_deref(), Some("tok-a"));
+    assert_eq!(db.session("s3", now + 23, now - 1000).unwrap().as_deref(), Some("tok-b"), "another token's are kept");
+    // Idle sessions end; closed ones too.
+    assert_eq!(db.session("s4", now + 5000, now + 21).unwrap(), None, "s4 was last seen at +20");
+    db.close_session("s1").unwrap();
+    assert_eq!(db.session("s1", now + 30, now - 1000).unwrap(), None);
+}
+
+fn a_signature_is_used_once_until_it_expires(db: &dyn StateDb) {
+    let now = now_ms();
+    assert!(db.first_use("sig-a", now + 1000, now).unwrap());
+    assert!(!db.first_use("sig-a", now + 1000, now + 999).unwrap(), "a replay");
+    assert!(db.first_use("sig-b", now + 1000, now).unwrap());
+    assert!(db.first_use("sig-a", now + 5000, now + 1000).unwrap(), "forgotten once expired");
+    let threads: Vec<bool> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..4).map(|_| s.spawn(|| db.first_use("sig-race", now + 9000, now).unwrap())).collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(threads.iter().filter(|first| **first).count(), 1, "one of racing nodes wins: {threads:?}");
+}
 
 fn template(domain: &str, interval: i64) -> SnapshotConfig {
     SnapshotConfig {

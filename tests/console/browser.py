@@ -8,7 +8,12 @@ import shutil
 import tempfile
 
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -79,10 +84,20 @@ def wait_for(driver, condition, timeout=60):
     On timeout raises an AssertionError with the current URL and the page's
     visible text.
     """
+    def tolerant(d):
+        # Chromedriver reports an element of a page replaced between finding
+        # and reading it as an unknown error, not as a stale element.
+        try:
+            return condition(d)
+        except WebDriverException as e:
+            if "does not belong to the document" in str(e):
+                return False
+            raise
+
     try:
         # A condition may look at a page that is being replaced.
         ignored = (NoSuchElementException, StaleElementReferenceException)
-        return WebDriverWait(driver, timeout, ignored_exceptions=ignored).until(condition)
+        return WebDriverWait(driver, timeout, ignored_exceptions=ignored).until(tolerant)
     except TimeoutException:
         try:
             text = driver.find_element(By.TAG_NAME, "body").text

@@ -164,6 +164,8 @@ pub trait StateDb:
     + ProjectTable
     + LeaseTable
     + RevisionTable
+    + SignatureTable
+    + SessionTable
 {
     /// Whether several nodes may share it (PostgreSQL), so streams take
     /// leases and configuration changes are looked for.
@@ -205,6 +207,29 @@ pub trait LeaseTable: Send + Sync {
     fn release_node(&self, node: &str) -> Result<usize, StateError>;
     /// Every lease unexpired at `now`, by domain, app and stream.
     fn stream_leases(&self, now: i64) -> Result<Vec<StreamLease>, StateError>;
+}
+
+/// Signatures of state-changing API requests already used, so a captured
+/// request cannot be sent again to any node.
+pub trait SignatureTable: Send + Sync {
+    /// Records a signature, good until `expires_at` (unix ms); false if it
+    /// is recorded and unexpired at `now` (a replay). Forgets expired ones.
+    fn first_use(&self, signature: &str, expires_at: i64, now: i64) -> Result<bool, StateError>;
+}
+
+/// Signed-in web console browsers, by the SHA-256 of their session id: the
+/// SHA-256 of the token they signed in with and when they were last seen
+/// (unix ms). Shared by the nodes, so a browser stays signed in whichever
+/// node its next connection reaches.
+pub trait SessionTable: Send + Sync {
+    /// Opens a session; forgets sessions last seen before `idle_before` and
+    /// the least recently seen of the same token past `max_per_token`.
+    fn open_session(&self, id_sha256: &str, token_sha256: &str, now: i64, idle_before: i64, max_per_token: usize)
+    -> Result<(), StateError>;
+    /// The token hash of a session seen since `idle_before`, now seen at `now`.
+    fn session(&self, id_sha256: &str, now: i64, idle_before: i64) -> Result<Option<String>, StateError>;
+    /// Ends a session.
+    fn close_session(&self, id_sha256: &str) -> Result<(), StateError>;
 }
 
 /// A number that grows with every change of what the running configuration

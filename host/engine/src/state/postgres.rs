@@ -18,7 +18,7 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     DomainTable, KeyChainTable, KeyValueTable, LeaseTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable,
-    ProjectTable, RevisionTable, SourceTable, StateDb, StateError, StreamLease, TemplateTable, UsageTable,
+    ProjectTable, RevisionTable, SessionTable, SignatureTable, SourceTable, StateDb, StateError, StreamLease, TemplateTable, UsageTable,
 };
 use crate::domain::Domain;
 use crate::ingest::url_auth::KeyChain;
@@ -116,6 +116,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (domain, app, stream)
     );
     CREATE INDEX stream_leases_node ON stream_leases (node);
+    CREATE TABLE console_sessions (id_sha256 TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL, last_seen BIGINT NOT NULL);
+    CREATE INDEX console_sessions_token ON console_sessions (token_sha256, last_seen);
+    CREATE TABLE signatures (signature TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
+    CREATE INDEX signatures_expiry ON signatures (expires_at);
     CREATE TABLE revision (id INT PRIMARY KEY, n BIGINT NOT NULL);
     INSERT INTO revision VALUES (1, 0);
     CREATE FUNCTION livesnap_bump_revision() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -769,6 +773,55 @@ impl LeaseTable for PostgresState {
             &[&now],
         )?;
         Ok(rows.iter().map(lease).collect())
+    }
+}
+
+impl SessionTable for PostgresState {
+    fn open_session(&self, id: &str, token: &str, now: i64, idle_before: i64, max_per_token: usize) -> Result<(), StateError> {
+        let mut c = self.client()?;
+        block_on(async {
+            let tx = c.transaction().await?;
+            tx.execute("DELETE FROM console_sessions WHERE last_seen < $1", &[&idle_before]).await?;
+            tx.execute(
+                "INSERT INTO console_sessions (id_sha256, token_sha256, last_seen) VALUES ($1, $2, $3)
+                 ON CONFLICT (id_sha256) DO UPDATE SET token_sha256 = $2, last_seen = $3",
+                &[&id, &token, &now],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM console_sessions WHERE token_sha256 = $1 AND id_sha256 NOT IN
+                    (SELECT id_sha256 FROM console_sessions WHERE token_sha256 = $1 ORDER BY last_seen DESC, id_sha256 = $3 DESC LIMIT $2)",
+                &[&token, &(max_per_token as i64), &id],
+            )
+            .await?;
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    fn session(&self, id: &str, now: i64, idle_before: i64) -> Result<Option<String>, StateError> {
+        let rows = self.query(
+            "UPDATE console_sessions SET last_seen = $2 WHERE id_sha256 = $1 AND last_seen >= $3 RETURNING token_sha256",
+            &[&id, &now, &idle_before],
+        )?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn close_session(&self, id: &str) -> Result<(), StateError> {
+        self.execute("DELETE FROM console_sessions WHERE id_sha256 = $1", &[&id])?;
+        Ok(())
+    }
+}
+
+impl SignatureTable for PostgresState {
+    fn first_use(&self, signature: &str, expires_at: i64, now: i64) -> Result<bool, StateError> {
+        self.execute("DELETE FROM signatures WHERE expires_at <= $1", &[&now])?;
+        // A row another node is inserting right now waits for it: one of the two wins.
+        let n = self.execute(
+            "INSERT INTO signatures (signature, expires_at) VALUES ($1, $2) ON CONFLICT (signature) DO NOTHING",
+            &[&signature, &expires_at],
+        )?;
+        Ok(n > 0)
     }
 }
 

@@ -7,7 +7,7 @@ use rusqlite::{Connection, ErrorCode, params};
 
 use super::{
     DomainTable, KeyChainTable, KeyValueTable, LeaseTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable,
-    ProjectTable, RevisionTable, SourceTable, StateDb, StateError, StreamLease, TemplateTable, UsageTable,
+    ProjectTable, RevisionTable, SessionTable, SignatureTable, SourceTable, StateDb, StateError, StreamLease, TemplateTable, UsageTable,
 };
 use crate::domain::Domain;
 use crate::ingest::url_auth::KeyChain;
@@ -143,6 +143,10 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL,
         PRIMARY KEY (domain, app, stream)
     );
+    CREATE TABLE console_sessions (id_sha256 TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL, last_seen INTEGER NOT NULL);
+    CREATE INDEX console_sessions_token ON console_sessions (token_sha256, last_seen);
+    CREATE TABLE signatures (signature TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+    CREATE INDEX signatures_expiry ON signatures (expires_at);
     CREATE TABLE revision (id INTEGER PRIMARY KEY, n INTEGER NOT NULL);
     INSERT INTO revision VALUES (1, 0);
     CREATE TRIGGER templates_insert AFTER INSERT ON templates BEGIN UPDATE revision SET n = n + 1; END;
@@ -767,6 +771,50 @@ impl LeaseTable for SqliteState {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl SessionTable for SqliteState {
+    fn open_session(&self, id: &str, token: &str, now: i64, idle_before: i64, max_per_token: usize) -> Result<(), StateError> {
+        let db = self.db.lock().unwrap();
+        let tx = db.unchecked_transaction()?;
+        tx.execute("DELETE FROM console_sessions WHERE last_seen < ?1", params![idle_before])?;
+        tx.execute(
+            "INSERT OR REPLACE INTO console_sessions (id_sha256, token_sha256, last_seen) VALUES (?1, ?2, ?3)",
+            params![id, token, now],
+        )?;
+        tx.execute(
+            "DELETE FROM console_sessions WHERE token_sha256 = ?1 AND id_sha256 NOT IN
+                (SELECT id_sha256 FROM console_sessions WHERE token_sha256 = ?1 ORDER BY last_seen DESC, id_sha256 = ?3 DESC LIMIT ?2)",
+            params![token, max_per_token as i64, id],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn session(&self, id: &str, now: i64, idle_before: i64) -> Result<Option<String>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db
+            .prepare_cached("UPDATE console_sessions SET last_seen = ?2 WHERE id_sha256 = ?1 AND last_seen >= ?3 RETURNING token_sha256")?;
+        let mut rows = q.query(params![id, now, idle_before])?;
+        Ok(match rows.next()? {
+            Some(r) => Some(r.get(0)?),
+            None => None,
+        })
+    }
+
+    fn close_session(&self, id: &str) -> Result<(), StateError> {
+        let db = self.db.lock().unwrap();
+        db.execute("DELETE FROM console_sessions WHERE id_sha256 = ?1", params![id])?;
+        Ok(())
+    }
+}
+
+impl SignatureTable for SqliteState {
+    fn first_use(&self, signature: &str, expires_at: i64, now: i64) -> Result<bool, StateError> {
+        let db = self.db.lock().unwrap();
+        db.execute("DELETE FROM signatures WHERE expires_at <= ?1", params![now])?;
+        Ok(db.execute("INSERT OR IGNORE INTO signatures (signature, expires_at) VALUES (?1, ?2)", params![signature, expires_at])? > 0)
     }
 }
 

@@ -209,7 +209,20 @@ async fn authenticate(
         }
         // A captured state-changing request must not work twice; reads may.
         if matches!(parts.method, Method::POST | Method::PUT | Method::DELETE | Method::PATCH) {
-            match guard.replays.first_use(pending.signature(), pending.date(), now) {
+            // Several nodes share the record of used signatures; one node keeps it in memory.
+            let first_use = if state.node().shared() {
+                let (st, signature) = (state.clone(), pending.signature().to_string());
+                let ms = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+                let (expires, at) = (ms(pending.date() + auth::MAX_SKEW), ms(now));
+                match run_blocking(move || st.db().first_use(&signature, expires, at).map_err(crate::control::ControlError::from)).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(AuthError::Replayed),
+                    Err(e) => return e.into_response(),
+                }
+            } else {
+                guard.replays.first_use(pending.signature(), pending.date(), now)
+            };
+            match first_use {
                 Ok(()) => {}
                 Err(AuthError::ReplayCacheFull) => return ApiError::busy(AuthError::ReplayCacheFull.to_string()).into_response(),
                 Err(reason) => return refuse(reason),

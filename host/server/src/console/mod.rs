@@ -13,9 +13,8 @@ mod streams;
 mod templates;
 mod usage;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts, State as AxState};
@@ -36,57 +35,44 @@ use crate::limiter::{FailureLimiter, client_key};
 
 /// A session ends after this long without a request.
 const IDLE: Duration = Duration::from_secs(8 * 3600);
-/// Sessions kept at most (the oldest go first).
-const MAX_SESSIONS: usize = 10_000;
-/// Sessions of one project at most, so no project can push out others'.
+/// Sessions of one project at most (the least recently seen go first).
 const MAX_SESSIONS_PER_PROJECT: usize = 50;
 const COOKIE: &str = "livesnap_console";
 
-/// Signed-in browsers: session id → the token they signed in with (never
-/// sent back to the browser) and when they were last seen.
-#[derive(Default)]
-pub struct Sessions {
-    live: Mutex<HashMap<String, (Secret, Instant)>>,
-}
+/// Signed-in browsers, kept in the state database (so every node knows
+/// them) by the SHA-256 of their session id, with the SHA-256 of the token
+/// they signed in with: neither the id nor the token is stored.
+mod sessions {
+    use super::{IDLE, MAX_SESSIONS_PER_PROJECT};
+    use crate::app::State;
+    use crate::control::ControlError;
+    use crate::project::token_hash;
 
-impl Sessions {
-    fn open(&self, token: Secret) -> String {
+    fn now_ms() -> i64 {
+        crate::time::unix_ms() as i64
+    }
+
+    fn idle_before() -> i64 {
+        now_ms() - IDLE.as_millis() as i64
+    }
+
+    /// A new session for `token`; its id (the cookie). Blocking.
+    pub fn open(state: &State, token: &str) -> Result<String, ControlError> {
         let mut id = [0u8; 32];
         let _ = getrandom::fill(&mut id);
         let id = hex::encode(id);
-        let mut live = self.live.lock().unwrap();
-        let now = Instant::now();
-        live.retain(|_, (_, seen)| now.duration_since(*seen) < IDLE);
-        let oldest = |live: &HashMap<String, (Secret, Instant)>, same: bool| {
-            live.iter().filter(|(_, (t, _))| !same || *t == token).min_by_key(|(_, (_, seen))| *seen).map(|(k, _)| k.clone())
-        };
-        if live.values().filter(|(t, _)| *t == token).count() >= MAX_SESSIONS_PER_PROJECT
-            && let Some(id) = oldest(&live, true)
-        {
-            live.remove(&id);
-        }
-        if live.len() >= MAX_SESSIONS
-            && let Some(id) = oldest(&live, false)
-        {
-            live.remove(&id);
-        }
-        live.insert(id.clone(), (token, now));
-        id
+        state.db().open_session(&token_hash(&id), &token_hash(token), now_ms(), idle_before(), MAX_SESSIONS_PER_PROJECT)?;
+        Ok(id)
     }
 
-    fn token(&self, id: &str) -> Option<Secret> {
-        let mut live = self.live.lock().unwrap();
-        let entry = live.get_mut(id)?;
-        if entry.1.elapsed() >= IDLE {
-            live.remove(id);
-            return None;
-        }
-        entry.1 = Instant::now();
-        Some(entry.0.clone())
+    /// The token hash of a live session. Blocking.
+    pub fn token_hash_of(state: &State, id: &str) -> Result<Option<String>, ControlError> {
+        Ok(state.db().session(&token_hash(id), now_ms(), idle_before())?)
     }
 
-    fn close(&self, id: &str) {
-        self.live.lock().unwrap().remove(id);
+    /// Ends a session. Blocking.
+    pub fn close(state: &State, id: &str) -> Result<(), ControlError> {
+        Ok(state.db().close_session(&token_hash(id))?)
     }
 }
 
@@ -107,7 +93,6 @@ pub fn router() -> Router<Arc<State>> {
         .merge(callbacks::routes())
         .merge(functions::routes())
         .layer(middleware::from_fn(same_origin))
-        .layer(Extension(Arc::new(Sessions::default())))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -147,17 +132,22 @@ impl FromRequestParts<Arc<State>> for Session {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<State>) -> Result<Self, Response> {
         let to_login = || Redirect::to("/console/login").into_response();
-        let sessions = parts.extensions.get::<Arc<Sessions>>().cloned().ok_or_else(to_login)?;
         let id = cookie(&parts.headers).ok_or_else(to_login)?;
-        let token = sessions.token(&id).ok_or_else(to_login)?;
         let st = state.clone();
-        let tenant = tokio::task::spawn_blocking(move || projects::by_token(&st, &token)).await.ok().and_then(Result::ok).flatten();
-        match tenant {
-            Some(tenant) => Ok(Self { tenant }),
-            None => {
-                sessions.close(&id);
-                Err(to_login())
+        // The token is checked again on every request: a rotated or deleted
+        // project's sessions end with it.
+        let tenant = blocking(move || {
+            let Some(hash) = sessions::token_hash_of(&st, &id)? else { return Ok(None) };
+            let tenant = projects::by_token_hash(&st, &hash)?;
+            if tenant.is_none() {
+                sessions::close(&st, &id)?;
             }
+            Ok(tenant)
+        })
+        .await;
+        match tenant {
+            Ok(Some(tenant)) => Ok(Self { tenant }),
+            _ => Err(to_login()),
         }
     }
 }
@@ -215,7 +205,6 @@ fn login_view(error: Option<&str>, project_id: &str) -> Html<String> {
 
 async fn login(
     AxState(state): AxState<Arc<State>>,
-    Extension(sessions): Extension<Arc<Sessions>>,
     Extension(failures): Extension<Arc<FailureLimiter>>,
     Peer(peer): Peer,
     Form(form): Form<LoginForm>,
@@ -227,12 +216,16 @@ async fn login(
     }
     let token = Secret::new(form.token.trim());
     let st = state.clone();
-    let lookup = token.clone();
-    let found = tokio::task::spawn_blocking(move || projects::by_token(&st, &lookup)).await.ok().and_then(Result::ok).flatten();
-    match found {
-        Some(tenant) if tenant.project_id == form.project_id.trim() => {
+    let project_id = form.project_id.trim().to_string();
+    // A session only for the right project's token.
+    let signed_in = blocking(move || match projects::by_token(&st, &token)? {
+        Some(tenant) if tenant.project_id == project_id => Ok(Some((tenant, sessions::open(&st, token.expose())?))),
+        _ => Ok(None),
+    })
+    .await;
+    match signed_in {
+        Ok(Some((tenant, id))) => {
             tracing::info!(project = %tenant.project_id, "console sign-in");
-            let id = sessions.open(token);
             // Served over HTTPS, the cookie never travels in the clear.
             let secure = if state.config().runtime.tls.cert.is_some() { "; Secure" } else { "" };
             let cookie = format!("{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict{secure}");
@@ -249,9 +242,9 @@ async fn login(
     }
 }
 
-async fn logout(Extension(sessions): Extension<Arc<Sessions>>, headers: HeaderMap) -> Response {
+async fn logout(AxState(state): AxState<Arc<State>>, headers: HeaderMap) -> Response {
     if let Some(id) = cookie(&headers) {
-        sessions.close(&id);
+        let _ = blocking(move || sessions::close(&state, &id)).await;
     }
     let mut response = Redirect::to("/console/login").into_response();
     let expired = format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0");
@@ -340,12 +333,23 @@ fn back(path: &str, field: &str, message: &str) -> Response {
     Redirect::to(&format!("{path}{sep}{field}={message}&seal={seal}")).into_response()
 }
 
-/// A MAC of a redirect's message under a key of this process: a link made
+/// The key of [`seal`]: random, unless derived from a secret every node
+/// shares (the default project's secret key) with [`set_seal_secret`].
+static SEAL_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+
+/// Derives the seal key from `secret`, so a redirect sealed by one node
+/// shows on another. Call before serving.
+pub fn set_seal_secret(secret: &Secret) {
+    use sha2::Digest;
+    let key: [u8; 32] = sha2::Sha256::new().chain_update(b"livesnap console seal\0").chain_update(secret.expose()).finalize().into();
+    let _ = SEAL_KEY.set(key);
+}
+
+/// A MAC of a redirect's message under the seal key: a link made
 /// elsewhere cannot put words on a console page.
 fn seal(field: &str, message: &str) -> String {
     use hmac::{Hmac, Mac};
-    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
-    let key = KEY.get_or_init(|| {
+    let key = SEAL_KEY.get_or_init(|| {
         let mut k = [0u8; 32];
         let _ = getrandom::fill(&mut k);
         k

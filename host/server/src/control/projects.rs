@@ -30,10 +30,16 @@ impl Tenant {
 
 /// The project whose token this is. Blocking (the database).
 pub fn by_token(state: &State, token: &Secret) -> Result<Option<Tenant>, ControlError> {
-    if state.credentials().token == *token {
+    by_token_hash(state, &token_hash(token.expose()))
+}
+
+/// The project whose token has this SHA-256 (what a console session
+/// keeps). Blocking (the database).
+pub fn by_token_hash(state: &State, hash: &str) -> Result<Option<Tenant>, ControlError> {
+    if crate::secret::equal(hash, &token_hash(state.credentials().token.expose())) {
         return Ok(Some(Tenant::default_of(state)));
     }
-    Ok(state.db().project_by_token(&token_hash(token.expose()))?.map(|p| Tenant::stored(p.id)))
+    Ok(state.db().project_by_token(hash)?.map(|p| Tenant::stored(p.id)))
 }
 
 /// The project an access key belongs to, with its secret key. Blocking.

@@ -100,6 +100,7 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     let mut config = Config::new(loaded.manifest, loaded.runtime, &stored)?;
     let listeners = Listeners::bind(&mut config, &options).await?;
     let manifest_path = config.manifest.path.clone();
+    crate::console::set_seal_secret(&credentials.secret_key);
     let state = start_state(config, db, credentials, options.builtins)?;
     match &credentials_file {
         Some(path) => tracing::info!(
