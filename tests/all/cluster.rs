@@ -126,6 +126,21 @@ fn three_nodes_share_streams_templates_and_callbacks_and_survive_losing_one() {
     let (_, streams) = api(&nodes[2]).call("GET", "/streams", None);
     assert_eq!(streams["total"], 3, "{streams}");
 
+    // An on-demand snapshot of a stream on node C, asked through node B,
+    // is taken by C; the latest snapshot of a stream on B reads through A.
+    let (status, taken) = api(&nodes[1]).call("POST", "/streams/localhost/live/cam-c/snapshot", None);
+    assert_eq!(status, 200, "{taken}");
+    let object = taken["obs_addr"]["object"].as_str().unwrap();
+    assert!(object.contains("/cam-c/") && s3.get(object).0 == 200, "{taken}");
+    // (B tells the others its latest snapshot with its 3 s heartbeat: a
+    // snapshot interval, 5 s, after one callback has seen one.)
+    callbacks_for(&listener, &["cam-b"]);
+    callbacks_for(&listener, &["cam-b"]);
+    let (status, _, jpeg) = api(&nodes[0]).get_raw("/streams/localhost/live/cam-b/latest.jpg", None);
+    assert_eq!((status, &jpeg[..2]), (200, &[0xff, 0xd8][..]), "a JPEG");
+    let (status, _) = api(&nodes[0]).call("POST", "/streams/localhost/live/absent/snapshot", None);
+    assert_eq!(status, 404, "a stream live nowhere");
+
     // A second publisher of cam-a, on another node, is refused as on one node.
     let mut duplicate = ffmpeg_publish(&video, &nodes[1].rtmp_url("localhost", "live/cam-a"), true, &[]);
     let refused = nodes[1].wait_for_log("publish refused");

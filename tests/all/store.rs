@@ -48,6 +48,27 @@ contract!(configuration_changes_move_the_revision_and_snapshots_do_not);
 contract!(key_values_key_chains_sources_and_usage_round_trip);
 contract!(a_signature_is_used_once_until_it_expires);
 contract!(console_sessions_last_while_used_and_are_capped_per_token);
+contract!(on_demand_requests_reach_their_node_and_carry_the_answer_back);
+
+fn on_demand_requests_reach_their_node_and_carry_the_answer_back(db: &dyn StateDb) {
+    let now = now_ms();
+    db.ask("r1", "node-c", "default", ("a.example.com", "live", "cam"), now).unwrap();
+    db.ask("r2", "node-c", "default", ("a.example.com", "live", "other"), now + 1).unwrap();
+    assert!(db.asked("node-b").unwrap().is_empty(), "not node b's");
+    let asked = db.asked("node-c").unwrap();
+    assert_eq!(asked.iter().map(|r| (r.id.as_str(), r.stream.2.as_str())).collect::<Vec<_>>(), [("r1", "cam"), ("r2", "other")]);
+    assert_eq!(db.answer_of("r1").unwrap(), None, "not answered yet");
+    db.answer("r1", Ok(r#"{"size":1}"#)).unwrap();
+    db.answer("r2", Err("not_found\tgone")).unwrap();
+    assert!(db.asked("node-c").unwrap().is_empty(), "answered ones are not asked again");
+    assert_eq!(db.answer_of("r1").unwrap(), Some(Ok(r#"{"size":1}"#.to_string())));
+    assert_eq!(db.answer_of("r2").unwrap(), Some(Err("not_found\tgone".to_string())));
+    db.forget("r1", now - 1000).unwrap();
+    assert_eq!(db.answer_of("r1").unwrap(), None);
+    assert!(db.answer_of("r2").unwrap().is_some(), "kept until its asker forgets it or it is old");
+    db.forget("none", now + 10).unwrap();
+    assert_eq!(db.answer_of("r2").unwrap(), None, "old ones go with any forget");
+}
 
 fn console_sessions_last_while_used_and_are_capped_per_token(db: &dyn StateDb) {
     let now = now_ms();

@@ -28,6 +28,7 @@ const WATCH: Duration = Duration::from_millis(250);
 /// What a node tells the others about one of its streams (the lease's
 /// `info`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Summary {
     /// Publisher's address (a pulled stream: its URL's host).
     pub peer: String,
@@ -47,22 +48,31 @@ pub struct Summary {
     pub audio_format: Option<u8>,
     /// The latest snapshot's URL.
     pub last_snapshot_url: Option<String>,
+    /// The latest snapshot's bucket and object (any node can read it).
+    pub last_snapshot: Option<(String, String)>,
 }
 
 impl Summary {
     /// A live stream of this node, now.
     pub fn of(info: &StreamInfo) -> Self {
         use std::sync::atomic::Ordering::Relaxed;
+        // Each lock taken once and released before the next: temporaries
+        // in one struct expression would hold them all to its end.
+        let last = info.last_snapshot.lock().unwrap().clone();
+        let rates = info.meter.lock().unwrap().rates();
+        let resolution = *info.resolution.lock().unwrap();
+        let audio_format = *info.audio_format.lock().unwrap();
         Self {
             peer: info.peer.clone(),
             started_at: info.started_at,
             frames: info.frames.load(Relaxed),
             snapshots: info.snapshots.load(Relaxed),
             errors: info.errors.load(Relaxed),
-            rates: info.meter.lock().unwrap().rates(),
-            resolution: *info.resolution.lock().unwrap(),
-            audio_format: *info.audio_format.lock().unwrap(),
-            last_snapshot_url: info.last_snapshot.lock().unwrap().as_ref().map(|s| s.url.clone()),
+            rates,
+            resolution,
+            audio_format,
+            last_snapshot_url: last.as_ref().map(|s| s.url.clone()),
+            last_snapshot: last.map(|s| (s.bucket, s.object)),
         }
     }
 }
@@ -140,7 +150,12 @@ pub fn remote_streams(state: &State) -> Vec<RemoteStream> {
 
 /// The other node a stream is live on, if any. Blocking (the database).
 pub fn holder(state: &State, key: &StreamKey) -> Option<String> {
-    remote_streams(state).into_iter().find(|r| &r.key == key).map(|r| r.node)
+    remote(state, key).map(|r| r.node)
+}
+
+/// A stream live on another node, if it is. Blocking (the database).
+pub fn remote(state: &State, key: &StreamKey) -> Option<RemoteStream> {
+    remote_streams(state).into_iter().find(|r| &r.key == key)
 }
 
 /// How many streams of `owner` are live on every node (with one node:
@@ -216,14 +231,14 @@ pub async fn watch(state: Arc<State>, cancel: CancellationToken) {
 }
 
 /// A periodic tick that waits out a slow round instead of bunching up.
-fn ticker(period: Duration) -> tokio::time::Interval {
+pub(crate) fn ticker(period: Duration) -> tokio::time::Interval {
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick
 }
 
 /// The next tick; false once cancelled.
-async fn next_tick(tick: &mut tokio::time::Interval, cancel: &CancellationToken) -> bool {
+pub(crate) async fn next_tick(tick: &mut tokio::time::Interval, cancel: &CancellationToken) -> bool {
     tokio::select! {
         _ = cancel.cancelled() => false,
         _ = tick.tick() => true,
@@ -231,7 +246,7 @@ async fn next_tick(tick: &mut tokio::time::Interval, cancel: &CancellationToken)
 }
 
 /// Runs a database round off the executor.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     state: &Arc<State>,
     round: impl FnOnce(&State) -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {

@@ -166,6 +166,7 @@ pub trait StateDb:
     + RevisionTable
     + SignatureTable
     + SessionTable
+    + RequestTable
 {
     /// Whether several nodes may share it (PostgreSQL), so streams take
     /// leases and configuration changes are looked for.
@@ -230,6 +231,34 @@ pub trait SessionTable: Send + Sync {
     fn session(&self, id_sha256: &str, now: i64, idle_before: i64) -> Result<Option<String>, StateError>;
     /// Ends a session.
     fn close_session(&self, id_sha256: &str) -> Result<(), StateError>;
+}
+
+/// An on-demand snapshot asked of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotRequest {
+    /// Its id.
+    pub id: String,
+    /// The owner key of the project that asked.
+    pub owner: String,
+    /// Domain, app, stream.
+    pub stream: (String, String, String),
+}
+
+/// On-demand snapshots asked through one node of a stream live on another:
+/// the asking node records the request for the stream's node and waits
+/// for its answer.
+pub trait RequestTable: Send + Sync {
+    /// Records request `id` for the stream (domain, app, stream) of
+    /// `owner`, to be taken by `node`; `now` in unix ms.
+    fn ask(&self, id: &str, node: &str, owner: &str, stream: (&str, &str, &str), now: i64) -> Result<(), StateError>;
+    /// Unanswered requests for `node`, oldest first.
+    fn asked(&self, node: &str) -> Result<Vec<SnapshotRequest>, StateError>;
+    /// Answers a request: the snapshot (JSON) or why there is none.
+    fn answer(&self, id: &str, answer: Result<&str, &str>) -> Result<(), StateError>;
+    /// A request's answer once given.
+    fn answer_of(&self, id: &str) -> Result<Option<Result<String, String>>, StateError>;
+    /// Forgets a request (answered or given up), and any older than `before`.
+    fn forget(&self, id: &str, before: i64) -> Result<(), StateError>;
 }
 
 /// A number that grows with every change of what the running configuration

@@ -18,7 +18,8 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     DomainTable, KeyChainTable, KeyValueTable, LeaseTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable,
-    ProjectTable, RevisionTable, SessionTable, SignatureTable, SourceTable, StateDb, StateError, StreamLease, TemplateTable, UsageTable,
+    ProjectTable, RequestTable, RevisionTable, SessionTable, SignatureTable, SnapshotRequest, SourceTable, StateDb, StateError,
+    StreamLease, TemplateTable, UsageTable,
 };
 use crate::domain::Domain;
 use crate::ingest::url_auth::KeyChain;
@@ -116,6 +117,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (domain, app, stream)
     );
     CREATE INDEX stream_leases_node ON stream_leases (node);
+    CREATE TABLE snapshot_requests (
+        id TEXT PRIMARY KEY, node TEXT NOT NULL, owner TEXT NOT NULL, domain TEXT NOT NULL, app TEXT NOT NULL,
+        stream TEXT NOT NULL, created_at BIGINT NOT NULL, answered BOOLEAN NOT NULL DEFAULT false, answer TEXT, error TEXT
+    );
+    CREATE INDEX snapshot_requests_node ON snapshot_requests (node, answered);
     CREATE TABLE console_sessions (id_sha256 TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL, last_seen BIGINT NOT NULL);
     CREATE INDEX console_sessions_token ON console_sessions (token_sha256, last_seen);
     CREATE TABLE signatures (signature TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
@@ -773,6 +779,45 @@ impl LeaseTable for PostgresState {
             &[&now],
         )?;
         Ok(rows.iter().map(lease).collect())
+    }
+}
+
+impl RequestTable for PostgresState {
+    fn ask(&self, id: &str, node: &str, owner: &str, stream: (&str, &str, &str), now: i64) -> Result<(), StateError> {
+        self.execute(
+            "INSERT INTO snapshot_requests (id, node, owner, domain, app, stream, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&id, &node, &owner, &stream.0, &stream.1, &stream.2, &now],
+        )?;
+        Ok(())
+    }
+
+    fn asked(&self, node: &str) -> Result<Vec<SnapshotRequest>, StateError> {
+        let rows = self.query(
+            "SELECT id, owner, domain, app, stream FROM snapshot_requests WHERE node = $1 AND NOT answered ORDER BY created_at",
+            &[&node],
+        )?;
+        Ok(rows.into_iter().map(|r| SnapshotRequest { id: r.get(0), owner: r.get(1), stream: (r.get(2), r.get(3), r.get(4)) }).collect())
+    }
+
+    fn answer(&self, id: &str, answer: Result<&str, &str>) -> Result<(), StateError> {
+        self.execute(
+            "UPDATE snapshot_requests SET answered = true, answer = $2, error = $3 WHERE id = $1",
+            &[&id, &answer.ok(), &answer.err()],
+        )?;
+        Ok(())
+    }
+
+    fn answer_of(&self, id: &str) -> Result<Option<Result<String, String>>, StateError> {
+        let rows = self.query("SELECT answer, error FROM snapshot_requests WHERE id = $1 AND answered", &[&id])?;
+        Ok(rows.first().map(|r| match r.get::<_, Option<String>>(0) {
+            Some(answer) => Ok(answer),
+            None => Err(r.get::<_, Option<String>>(1).unwrap_or_default()),
+        }))
+    }
+
+    fn forget(&self, id: &str, before: i64) -> Result<(), StateError> {
+        self.execute("DELETE FROM snapshot_requests WHERE id = $1 OR created_at < $2", &[&id, &before])?;
+        Ok(())
     }
 }
 

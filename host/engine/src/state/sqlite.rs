@@ -7,7 +7,8 @@ use rusqlite::{Connection, ErrorCode, params};
 
 use super::{
     DomainTable, KeyChainTable, KeyValueTable, LeaseTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable,
-    ProjectTable, RevisionTable, SessionTable, SignatureTable, SourceTable, StateDb, StateError, StreamLease, TemplateTable, UsageTable,
+    ProjectTable, RequestTable, RevisionTable, SessionTable, SignatureTable, SnapshotRequest, SourceTable, StateDb, StateError,
+    StreamLease, TemplateTable, UsageTable,
 };
 use crate::domain::Domain;
 use crate::ingest::url_auth::KeyChain;
@@ -143,6 +144,11 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL,
         PRIMARY KEY (domain, app, stream)
     );
+    CREATE TABLE snapshot_requests (
+        id TEXT PRIMARY KEY, node TEXT NOT NULL, owner TEXT NOT NULL, domain TEXT NOT NULL, app TEXT NOT NULL,
+        stream TEXT NOT NULL, created_at INTEGER NOT NULL, answered INTEGER NOT NULL DEFAULT 0, answer TEXT, error TEXT
+    );
+    CREATE INDEX snapshot_requests_node ON snapshot_requests (node, answered);
     CREATE TABLE console_sessions (id_sha256 TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL, last_seen INTEGER NOT NULL);
     CREATE INDEX console_sessions_token ON console_sessions (token_sha256, last_seen);
     CREATE TABLE signatures (signature TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
@@ -771,6 +777,56 @@ impl LeaseTable for SqliteState {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl RequestTable for SqliteState {
+    fn ask(&self, id: &str, node: &str, owner: &str, stream: (&str, &str, &str), now: i64) -> Result<(), StateError> {
+        let db = self.db.lock().unwrap();
+        db.execute(
+            "INSERT INTO snapshot_requests (id, node, owner, domain, app, stream, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![id, node, owner, stream.0, stream.1, stream.2, now],
+        )?;
+        Ok(())
+    }
+
+    fn asked(&self, node: &str) -> Result<Vec<SnapshotRequest>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare_cached(
+            "SELECT id, owner, domain, app, stream FROM snapshot_requests WHERE node = ?1 AND answered = 0 ORDER BY created_at",
+        )?;
+        let rows = q.query_map(params![node], |r| {
+            Ok(SnapshotRequest { id: r.get(0)?, owner: r.get(1)?, stream: (r.get(2)?, r.get(3)?, r.get(4)?) })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn answer(&self, id: &str, answer: Result<&str, &str>) -> Result<(), StateError> {
+        let db = self.db.lock().unwrap();
+        db.execute(
+            "UPDATE snapshot_requests SET answered = 1, answer = ?2, error = ?3 WHERE id = ?1",
+            params![id, answer.ok(), answer.err()],
+        )?;
+        Ok(())
+    }
+
+    fn answer_of(&self, id: &str) -> Result<Option<Result<String, String>>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare_cached("SELECT answer, error FROM snapshot_requests WHERE id = ?1 AND answered = 1")?;
+        let mut rows = q.query(params![id])?;
+        Ok(match rows.next()? {
+            Some(r) => Some(match r.get::<_, Option<String>>(0)? {
+                Some(answer) => Ok(answer),
+                None => Err(r.get::<_, Option<String>>(1)?.unwrap_or_default()),
+            }),
+            None => None,
+        })
+    }
+
+    fn forget(&self, id: &str, before: i64) -> Result<(), StateError> {
+        let db = self.db.lock().unwrap();
+        db.execute("DELETE FROM snapshot_requests WHERE id = ?1 OR created_at < ?2", params![id, before])?;
+        Ok(())
     }
 }
 
