@@ -9,6 +9,7 @@ pub mod callbacks;
 pub mod domains;
 pub mod key_chains;
 pub mod modules;
+pub mod on_demand;
 pub mod projects;
 pub mod reload;
 pub mod sources;

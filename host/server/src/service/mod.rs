@@ -145,7 +145,7 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     tokio::spawn(pull::run_sources(state.clone(), cancel.clone(), publishers.clone()));
     let heartbeat = tokio::spawn(crate::cluster::heartbeat(state.clone(), cancel.clone()));
     tokio::spawn(crate::cluster::watch(state.clone(), cancel.clone()));
-    tokio::spawn(crate::control::streams::answer_requests(state.clone(), cancel.clone()));
+    tokio::spawn(crate::control::on_demand::answer_requests(state.clone(), cancel.clone()));
 
     shutdown.await;
     tracing::info!("shutting down: closing publishers, finishing snapshots in flight");
