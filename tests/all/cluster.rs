@@ -255,3 +255,33 @@ fn three_nodes_share_streams_templates_and_callbacks_and_survive_losing_one() {
         assert_eq!(held, "0", "{name} left no lease or claim behind");
     }
 }
+
+#[test]
+fn a_node_sharing_state_refuses_keys_of_its_own_and_a_node_local_bucket() {
+    let dir = tempdir();
+    let database = Postgres::get().database();
+    std::fs::write(dir.path().join("runtime-config.toml"), format!("state = \"{database}\"\n")).unwrap();
+    let out = run(livesnap().current_dir(dir.path()).args(["up", "--runtime-config", "runtime-config.toml"]).envs(KEYS));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("the embedded fs bucket is not offered"), "{}", stderr(&out));
+    let bucket = "[[bucket]]\nname = \"snapshots\"\nbackend = \"fs\"\nshared = true\npath = \"shots\"\n";
+    std::fs::write(dir.path().join("runtime-config.toml"), format!("state = \"{database}\"\n{bucket}")).unwrap();
+    let up = |env: &[(&str, &str)]| {
+        run(livesnap().current_dir(dir.path()).envs(env.iter().copied()).args([
+            "up",
+            "--runtime-config",
+            "runtime-config.toml",
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ]))
+    };
+    // Generated keys, or a generated token, would differ from node to node.
+    for env in [&[][..], &KEYS[..2]] {
+        let out = up(env);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("every node needs the same default project keys"), "{}", stderr(&out));
+        assert!(!dir.path().join(".livesnap/api-credentials.toml").exists(), "nothing generated");
+    }
+}

@@ -111,14 +111,24 @@ pub fn acquire(state: &State, info: &StreamInfo) -> Result<bool, StateError> {
         info: serde_json::to_string(&Summary::of(info)).unwrap_or_default(),
         expires_at: now + LEASE_TTL.as_millis() as i64,
     };
-    state.db().acquire_stream(&lease, now)
+    off_executor(|| state.db().acquire_stream(&lease, now))
+}
+
+/// Runs a blocking database call from anywhere: on a runtime worker thread
+/// the worker's other tasks (accept loops, publishers) move to another
+/// thread first, so a slow database does not stall them.
+fn off_executor<T>(call: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(call),
+        _ => call(),
+    }
 }
 
 /// Frees this node's lease of a stream that ended.
 pub fn release(state: &State, key: &StreamKey) {
     let node = state.node();
     if node.shared()
-        && let Err(e) = state.db().release_stream(node.name(), &key.0, &key.1, &key.2)
+        && let Err(e) = off_executor(|| state.db().release_stream(node.name(), &key.0, &key.1, &key.2))
     {
         tracing::warn!(stream = %format!("{}/{}/{}", key.0, key.1, key.2), "freeing the stream's lease: {e}");
     }
@@ -130,7 +140,7 @@ pub fn remote_streams(state: &State) -> Vec<RemoteStream> {
     if !node.shared() {
         return Vec::new();
     }
-    match state.db().stream_leases(now_ms()) {
+    match off_executor(|| state.db().stream_leases(now_ms())) {
         Ok(leases) => leases
             .into_iter()
             .filter(|l| l.node != node.name())

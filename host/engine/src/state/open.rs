@@ -94,14 +94,19 @@ fn describe(config: &tokio_postgres::Config) -> String {
     format!("{}@{host}:{port}/{}", config.get_user().unwrap_or(""), config.get_dbname().unwrap_or(""))
 }
 
-/// A URL with any password replaced.
+/// A URL without anything that may be a secret: its password and its
+/// query string (`?password=` is a password too).
 fn redact(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            if u.query().is_some() {
+                u.set_query(Some("…"));
+            }
             u.to_string()
         }
-        Ok(u) => u.to_string(),
         Err(_) => "(unparseable URL)".into(),
     }
 }
@@ -122,6 +127,11 @@ mod tests {
     fn a_password_in_the_url_is_refused_without_being_repeated() {
         let e = StateSettings::from_config(Some("postgres://u:hunter2@db/x"), None, None, Path::new(".")).unwrap_err();
         assert!(e.contains(PASSWORD_ENV) && !e.contains("hunter2"), "{e}");
+        let e = StateSettings::from_config(Some("postgres://u@db/x?password=hunter2"), None, None, Path::new(".")).unwrap_err();
+        assert!(e.contains(PASSWORD_ENV) && !e.contains("hunter2"), "{e}");
+        let e =
+            StateSettings::from_config(Some("postgres://u@db/x?password=hunter2&sslmode=bogus"), None, None, Path::new(".")).unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
         let e = StateSettings::from_config(Some("mysql://db"), None, None, Path::new(".")).unwrap_err();
         assert!(e.contains("not \"sqlite\""), "{e}");
         let ok = StateSettings::from_config(Some("postgres://livesnap@db:5433/snap"), None, Some(4), Path::new(".")).unwrap();

@@ -205,6 +205,15 @@ impl SqliteState {
     }
 
     fn migrate(db: Connection) -> Result<Self, StateError> {
+        Self::migrated(db).and_then(|s| {
+            // One node owns this file: claims left by its earlier run (which
+            // may have crashed mid-attempt) are void.
+            s.db.lock().unwrap().execute("UPDATE outbox SET claimed_by = NULL, claim_until = 0 WHERE claim_until > 0", [])?;
+            Ok(s)
+        })
+    }
+
+    fn migrated(db: Connection) -> Result<Self, StateError> {
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
@@ -334,7 +343,7 @@ impl OutboxTable for SqliteState {
 
     fn next_due(&self) -> Result<Option<i64>, StateError> {
         let db = self.db.lock().unwrap();
-        Ok(db.query_row("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'", [], |r| r.get(0))?)
+        Ok(db.query_row("SELECT MIN(MAX(next_attempt_at, claim_until)) FROM outbox WHERE status = 'pending'", [], |r| r.get(0))?)
     }
 
     fn record_attempt(&self, i: &OutboxItem) -> Result<(), StateError> {

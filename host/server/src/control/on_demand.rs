@@ -26,7 +26,8 @@ pub async fn ask(state: &Arc<State>, stream: &crate::cluster::RemoteStream, time
     })
     .await
     .map_err(ControlError::Failed)?;
-    let deadline = tokio::time::Instant::now() + timeout;
+    // The answering node may take the whole timeout itself.
+    let deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(5);
     let answer = loop {
         tokio::time::sleep(REQUESTS).await;
         let request = id.clone();

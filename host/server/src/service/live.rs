@@ -200,8 +200,10 @@ impl LiveStream {
 
 impl Drop for LiveStream {
     fn drop(&mut self) {
-        self.state.streams().remove(&self.info.key);
+        // The lease first: until the registry lets the name go, no new
+        // publisher of it on this node can take a lease this would free.
         crate::cluster::release(&self.state, &self.info.key);
+        self.state.streams().remove(&self.info.key);
     }
 }
 

@@ -88,14 +88,22 @@ pub async fn run(options: Options) -> Result<(), ServiceError> {
     let settings = &loaded.runtime.state;
     tracing::info!(state = %settings.describe(&loaded.runtime.state_dir), node = %loaded.runtime.node_id, "opening the state database");
     let db: Arc<dyn StateDb> = crate::state::open(settings, &loaded.runtime.state_dir)?;
-    let (credentials, credentials_file) = credentials::resolve(&loaded.runtime)?;
-    if db.shared() && credentials_file.is_some() {
+    // Generated keys (or a generated token) would differ from node to
+    // node: with a shared state database they must be configured, and
+    // nothing is generated.
+    let set = |var: &str| std::env::var(var).is_ok_and(|v| !v.is_empty());
+    let api = &loaded.runtime.api;
+    let keys_configured = (set("LIVESNAP_ACCESS_KEY") || api.access_key.is_some())
+        && (set("LIVESNAP_SECRET_KEY") || api.secret_key.is_some() || api.secret_key_file.is_some())
+        && (set("LIVESNAP_TOKEN") || api.token.is_some() || api.token_file.is_some());
+    if db.shared() && !keys_configured {
         return Err(ServiceError::Config(crate::config::ConfigError::Invalid(
-            "with a shared state database every node needs the same default project keys: set LIVESNAP_ACCESS_KEY and \
-             LIVESNAP_SECRET_KEY (or [api] access_key and secret_key_file)"
+            "with a shared state database every node needs the same default project keys: set LIVESNAP_ACCESS_KEY, \
+             LIVESNAP_SECRET_KEY and LIVESNAP_TOKEN (or [api] access_key, secret_key_file and token_file)"
                 .into(),
         )));
     }
+    let (credentials, credentials_file) = credentials::resolve(&loaded.runtime)?;
     let stored = Stored { templates: db.templates()?, domains: db.domains()?, authorized_buckets: db.authorized_buckets()? };
     let mut config = Config::new(loaded.manifest, loaded.runtime, &stored)?;
     let listeners = Listeners::bind(&mut config, &options).await?;

@@ -26,6 +26,8 @@ use crate::streams::StreamKey;
 const FIRST_WAIT: Duration = Duration::from_secs(1);
 /// The longest wait.
 const MAX_WAIT: Duration = Duration::from_secs(60);
+/// How often a node looks whether a source another node pulls is free.
+const HELD_ELSEWHERE: Duration = Duration::from_secs(3);
 /// A source live this long starts its backoff over.
 const STABLE: Duration = Duration::from_secs(30);
 
@@ -78,7 +80,27 @@ async fn run_source(state: Arc<State>, source: Source, stop: CancellationToken) 
     tracing::info!(stream = %label, url = %shown, "pull source started");
     let mut attempts = 0u32;
     let mut last_error = None;
+    let mut elsewhere = None;
     while !stop.is_cancelled() {
+        // Every node runs every source; the one holding the stream's lease
+        // pulls it, the others look again every few seconds (without
+        // connecting, and without backing off) to take over when it is free.
+        let (st, k) = (state.clone(), key.clone());
+        let holder = tokio::task::spawn_blocking(move || crate::cluster::holder(&st, &k)).await.ok().flatten();
+        if let Some(node) = holder {
+            if elsewhere.as_ref() != Some(&node) {
+                tracing::info!(stream = %label, %node, "pull source: pulled by another node");
+            }
+            let why = format!("pulled by node {node}");
+            elsewhere = Some(node);
+            let next_attempt_at = crate::time::unix_ms() + HELD_ELSEWHERE.as_millis() as u64;
+            state.sources().set(&key, SourceStatus::Retrying { last_error: why, next_attempt_at, attempts: 0 });
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(HELD_ELSEWHERE) => continue,
+            }
+        }
+        elsewhere = None;
         state.sources().set(&key, SourceStatus::Connecting { attempts, last_error: last_error.take() });
         let started = Instant::now();
         let reason = match pull_once(&state, &source, &key, flag.clone()).await {
@@ -107,12 +129,6 @@ async fn run_source(state: Arc<State>, source: Source, stop: CancellationToken) 
 /// Connects once and feeds the stream until the source fails, ends or is
 /// stopped.
 async fn pull_once(state: &Arc<State>, source: &Source, key: &StreamKey, cancel: Arc<AtomicBool>) -> Result<(), String> {
-    // Every node runs every source; the one holding the stream's lease
-    // pulls it, the others wait to take over (without connecting).
-    let (st, k) = (state.clone(), key.clone());
-    if let Ok(Some(node)) = tokio::task::spawn_blocking(move || crate::cluster::holder(&st, &k)).await {
-        return Err(format!("pulled by node {node}"));
-    }
     let mut options = PullOptions::new(state.runtime().egress());
     options.cancel = cancel;
     let url = source.url.clone();
