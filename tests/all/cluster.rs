@@ -149,10 +149,18 @@ fn three_nodes_share_streams_templates_and_callbacks_and_survive_losing_one() {
 
     // A template created through node A serves a stream pushed to node C,
     // and a change made through node A reaches that stream's next snapshot.
+    // Its notifier is a tenant module uploaded through A too: C loads it
+    // from the shared state.
+    let module = std::fs::read(functions_dir().join("notify_callback.wasm")).unwrap();
+    let (status, answer) = api(&nodes[0]).call("PUT", "/functions/tenant-notify", Some(&module));
+    assert_eq!(status, 201, "{answer}");
+    nodes[2].wait_for_log("tenant module loaded (changed on another node)");
+    nodes[2].wait_for_log("applied configuration changes from the shared state");
     let second = Listener::start(vec![]);
     let template = json!({"domain": "localhost", "app_name": "shared", "time_interval": 5,
                           "obs_location": {"bucket": "snapshots", "location": "local"},
-                          "call_back_enable": "on", "call_back_url": listener.url});
+                          "call_back_enable": "on", "call_back_url": listener.url,
+                          "functions": {"notify": "tenant-notify"}});
     let (status, answer) = api(&nodes[0]).call("POST", "/stream/snapshot", Some(template.to_string().as_bytes()));
     assert_eq!(status, 201, "{answer}");
     nodes[2].wait_for_log("applied configuration changes from the shared state");

@@ -249,6 +249,11 @@ fn projects_are_found_by_key_and_token_and_keep_their_resources_apart(db: &dyn S
     assert!(db.module(&again.id, "enc").unwrap().is_none());
     assert!(!db.delete_module(&again.id, "enc").unwrap());
     assert_eq!(db.module_summaries(&a.id).unwrap()[0].size, 3);
+    let versions = db.module_versions().unwrap();
+    assert_eq!(
+        versions.iter().map(|(p, m)| (p.as_str(), m.name.as_str(), m.sha256.as_str(), m.size)).collect::<Vec<_>>(),
+        [(a.id.as_str(), "enc", "h2", 3)]
+    );
 
     let fresh = Keys::generate();
     assert!(db.set_project_keys(&a.id, &fresh.access_key, &fresh.secret_key, "t2").unwrap());

@@ -9,13 +9,13 @@ use std::sync::Mutex;
 pub struct Node {
     name: String,
     shared: bool,
-    /// The tenant modules this node has loaded: runtime key → SHA-256.
+    /// The tenant modules this node has loaded: runtime key → version.
     modules: Mutex<HashMap<String, String>>,
 }
 
 impl Node {
     /// Node `name`; `shared` when the state database is shared; `modules`
-    /// the tenant modules loaded at start (runtime key → SHA-256).
+    /// the tenant modules loaded at start (runtime key → [`module_version`]).
     pub fn new(name: String, shared: bool, modules: HashMap<String, String>) -> Self {
         Self { name, shared, modules: Mutex::new(modules) }
     }
@@ -30,9 +30,15 @@ impl Node {
         self.shared
     }
 
-    /// The loaded tenant modules (runtime key → SHA-256), for the watch to
-    /// compare with the database.
+    /// The loaded tenant modules (runtime key → [`module_version`]), for
+    /// the watch to compare with the database.
     pub fn modules(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         self.modules.lock().unwrap()
     }
+}
+
+/// What tells one upload of a module from another: its hash and its upload
+/// time (a re-upload of the same bytes may change its grants).
+pub fn module_version(m: &crate::state::ModuleSummary) -> String {
+    format!("{}@{}", m.sha256, m.uploaded_at)
 }

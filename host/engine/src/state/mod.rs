@@ -269,16 +269,52 @@ pub trait RevisionTable: Send + Sync {
     fn revision(&self) -> Result<i64, StateError>;
 }
 
+/// A unique column of `projects` a project is found by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProjectKey {
+    /// `id`.
+    Id,
+    /// `name`.
+    Name,
+    /// `access_key`.
+    AccessKey,
+    /// `token_sha256`.
+    TokenSha256,
+}
+
+impl ProjectKey {
+    /// The column's name (a constant: safe to put into SQL).
+    pub fn column(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::Name => "name",
+            Self::AccessKey => "access_key",
+            Self::TokenSha256 => "token_sha256",
+        }
+    }
+}
+
 /// Projects other than the default one (`livesnap project …`).
 pub trait ProjectTable: Send + Sync {
     /// Every stored project, by name.
     fn projects(&self) -> Result<Vec<crate::project::Project>, StateError>;
+    /// The project whose `key` column holds `value`.
+    fn project_by(&self, key: ProjectKey, value: &str) -> Result<Option<crate::project::Project>, StateError>;
     /// The project with that id, else with that name.
-    fn project(&self, id_or_name: &str) -> Result<Option<crate::project::Project>, StateError>;
+    fn project(&self, id_or_name: &str) -> Result<Option<crate::project::Project>, StateError> {
+        match self.project_by(ProjectKey::Id, id_or_name)? {
+            Some(p) => Ok(Some(p)),
+            None => self.project_by(ProjectKey::Name, id_or_name),
+        }
+    }
     /// The project an access key belongs to.
-    fn project_by_access_key(&self, access_key: &str) -> Result<Option<crate::project::Project>, StateError>;
+    fn project_by_access_key(&self, access_key: &str) -> Result<Option<crate::project::Project>, StateError> {
+        self.project_by(ProjectKey::AccessKey, access_key)
+    }
     /// The project whose token hashes to `token_sha256`.
-    fn project_by_token(&self, token_sha256: &str) -> Result<Option<crate::project::Project>, StateError>;
+    fn project_by_token(&self, token_sha256: &str) -> Result<Option<crate::project::Project>, StateError> {
+        self.project_by(ProjectKey::TokenSha256, token_sha256)
+    }
     /// Adds a project; [`StateError::Conflict`] if its name (or a key) is taken.
     fn insert_project(&self, project: &crate::project::Project) -> Result<(), StateError>;
     /// Replaces a project's keys (rotation); false if there is no such project.
@@ -382,6 +418,9 @@ pub trait ModuleTable: Send + Sync {
     fn modules(&self) -> Result<Vec<ModuleRecord>, StateError>;
     /// One module of a project, bytes included.
     fn module(&self, project: &str, name: &str) -> Result<Option<ModuleRecord>, StateError>;
+    /// Every project's modules' names, hashes, sizes and upload times,
+    /// without their bytes: (project, summary), by project and name.
+    fn module_versions(&self) -> Result<Vec<(String, ModuleSummary)>, StateError>;
     /// A project's modules' names, hashes and sizes, without their bytes.
     fn module_summaries(&self, project: &str) -> Result<Vec<ModuleSummary>, StateError>;
     /// Deletes a project's module; false if there was none.

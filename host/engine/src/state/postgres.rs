@@ -18,7 +18,7 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     DomainTable, KeyChainTable, KeyValueTable, LeaseTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable,
-    ProjectTable, RequestTable, RevisionTable, SessionTable, SignatureTable, SnapshotRequest, SourceTable, StateDb, StateError,
+    ProjectKey, ProjectTable, RequestTable, RevisionTable, SessionTable, SignatureTable, SnapshotRequest, SourceTable, StateDb, StateError,
     StreamLease, TemplateTable, UsageTable,
 };
 use crate::domain::Domain;
@@ -170,9 +170,16 @@ impl From<tokio_postgres::Error> for StateError {
     }
 }
 
-/// Whether the error is a unique (or primary key) violation.
-fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+impl PostgresState {
+    /// An insert; a unique (or primary key) violation is `taken()`'s error.
+    fn insert(&self, sql: &str, params: &[&(dyn ToSql + Sync)], taken: impl FnOnce() -> StateError) -> Result<(), StateError> {
+        let client = self.client()?;
+        match block_on(client.execute(sql, params)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(taken()),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 impl PostgresState {
@@ -286,16 +293,11 @@ impl TemplateTable for PostgresState {
 
     fn insert_template(&self, c: &SnapshotConfig) -> Result<(), StateError> {
         let json = serde_json::to_string(c).expect("templates serialize");
-        let client = self.client()?;
-        let result = block_on(client.execute(
+        self.insert(
             "INSERT INTO templates (domain, app_name, config, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
             &[&c.domain, &c.app(), &json, &now()],
-        ));
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StateError::Exists { domain: c.domain.clone(), app: c.app().to_string() }),
-            Err(e) => Err(e.into()),
-        }
+            || StateError::Exists { domain: c.domain.clone(), app: c.app().to_string() },
+        )
     }
 
     fn update_template(&self, c: &SnapshotConfig) -> Result<bool, StateError> {
@@ -479,16 +481,11 @@ impl DomainTable for PostgresState {
     }
 
     fn insert_domain(&self, d: &Domain) -> Result<(), StateError> {
-        let client = self.client()?;
-        let result = block_on(client.execute(
+        self.insert(
             "INSERT INTO domains (name, domain_type, region, status, service_area, created_at, project) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[&d.name, &d.domain_type, &d.region, &d.status, &d.service_area, &d.created_at, &d.project],
-        ));
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StateError::Exists { domain: d.name.clone(), app: "(domain)".into() }),
-            Err(e) => Err(e.into()),
-        }
+            || StateError::Exists { domain: d.name.clone(), app: "(domain)".into() },
+        )
     }
 
     fn set_domain_status(&self, name: &str, status: &str) -> Result<bool, StateError> {
@@ -602,6 +599,18 @@ impl ModuleTable for PostgresState {
         Ok(rows.first().map(module))
     }
 
+    fn module_versions(&self) -> Result<Vec<(String, ModuleSummary)>, StateError> {
+        let rows =
+            self.query("SELECT project, name, sha256, octet_length(bytes)::BIGINT, uploaded_at FROM modules ORDER BY project, name", &[])?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let summary = ModuleSummary { name: r.get(1), sha256: r.get(2), size: r.get::<_, i64>(3) as usize, uploaded_at: r.get(4) };
+                (r.get(0), summary)
+            })
+            .collect())
+    }
+
     fn module_summaries(&self, project: &str) -> Result<Vec<ModuleSummary>, StateError> {
         let rows = self.query(
             "SELECT name, sha256, octet_length(bytes)::BIGINT, uploaded_at FROM modules WHERE project = $1 ORDER BY name",
@@ -631,44 +640,22 @@ fn project(r: &Row) -> Project {
     }
 }
 
-impl PostgresState {
-    fn select_project(&self, column: &str, arg: &str) -> Result<Option<Project>, StateError> {
-        let rows = self.query(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE {column} = $1"), &[&arg])?;
-        Ok(rows.first().map(project))
-    }
-}
-
 impl ProjectTable for PostgresState {
     fn projects(&self) -> Result<Vec<Project>, StateError> {
         Ok(self.query(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY name"), &[])?.iter().map(project).collect())
     }
 
-    fn project(&self, id_or_name: &str) -> Result<Option<Project>, StateError> {
-        match self.select_project("id", id_or_name)? {
-            Some(p) => Ok(Some(p)),
-            None => self.select_project("name", id_or_name),
-        }
-    }
-
-    fn project_by_access_key(&self, access_key: &str) -> Result<Option<Project>, StateError> {
-        self.select_project("access_key", access_key)
-    }
-
-    fn project_by_token(&self, token_sha256: &str) -> Result<Option<Project>, StateError> {
-        self.select_project("token_sha256", token_sha256)
+    fn project_by(&self, key: ProjectKey, value: &str) -> Result<Option<Project>, StateError> {
+        let rows = self.query(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE {} = $1", key.column()), &[&value])?;
+        Ok(rows.first().map(project))
     }
 
     fn insert_project(&self, p: &Project) -> Result<(), StateError> {
-        let client = self.client()?;
-        let result = block_on(client.execute(
+        self.insert(
             &format!("INSERT INTO projects ({PROJECT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
             &[&p.id, &p.name, &p.access_key, &p.secret_key.expose(), &p.token_sha256, &p.created_at],
-        ));
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StateError::Conflict(format!("a project named '{}' already exists", p.name))),
-            Err(e) => Err(e.into()),
-        }
+            || StateError::Conflict(format!("a project named '{}' already exists", p.name)),
+        )
     }
 
     fn set_project_keys(&self, id: &str, access_key: &str, secret_key: &Secret, token_sha256: &str) -> Result<bool, StateError> {

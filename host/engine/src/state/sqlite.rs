@@ -7,7 +7,7 @@ use rusqlite::{Connection, ErrorCode, params};
 
 use super::{
     DomainTable, KeyChainTable, KeyValueTable, LeaseTable, ModuleRecord, ModuleSummary, ModuleTable, OutboxItem, OutboxStatus, OutboxTable,
-    ProjectTable, RequestTable, RevisionTable, SessionTable, SignatureTable, SnapshotRequest, SourceTable, StateDb, StateError,
+    ProjectKey, ProjectTable, RequestTable, RevisionTable, SessionTable, SignatureTable, SnapshotRequest, SourceTable, StateDb, StateError,
     StreamLease, TemplateTable, UsageTable,
 };
 use crate::domain::Domain;
@@ -600,6 +600,16 @@ impl ModuleTable for SqliteState {
         Ok(self.select_modules("WHERE project = ?1 AND name = ?2", params![project, name])?.pop())
     }
 
+    fn module_versions(&self) -> Result<Vec<(String, ModuleSummary)>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare("SELECT project, name, sha256, length(bytes), uploaded_at FROM modules ORDER BY project, name")?;
+        let rows = q.query_map([], |r| {
+            let summary = ModuleSummary { name: r.get(1)?, sha256: r.get(2)?, size: r.get::<_, i64>(3)? as usize, uploaded_at: r.get(4)? };
+            Ok((r.get(0)?, summary))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn module_summaries(&self, project: &str) -> Result<Vec<ModuleSummary>, StateError> {
         let db = self.db.lock().unwrap();
         let mut q = db.prepare("SELECT name, sha256, length(bytes), uploaded_at FROM modules WHERE project = ?1 ORDER BY name")?;
@@ -628,15 +638,6 @@ fn project(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
 
 const PROJECT_COLUMNS: &str = "id, name, access_key, secret_key, token_sha256, created_at";
 
-impl SqliteState {
-    fn select_project(&self, filter: &str, arg: &str) -> Result<Option<Project>, StateError> {
-        let db = self.db.lock().unwrap();
-        let mut q = db.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE {filter} = ?1"))?;
-        let mut rows = q.query_map(params![arg], project)?;
-        Ok(rows.next().transpose()?)
-    }
-}
-
 impl ProjectTable for SqliteState {
     fn projects(&self) -> Result<Vec<Project>, StateError> {
         let db = self.db.lock().unwrap();
@@ -645,19 +646,11 @@ impl ProjectTable for SqliteState {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn project(&self, id_or_name: &str) -> Result<Option<Project>, StateError> {
-        match self.select_project("id", id_or_name)? {
-            Some(p) => Ok(Some(p)),
-            None => self.select_project("name", id_or_name),
-        }
-    }
-
-    fn project_by_access_key(&self, access_key: &str) -> Result<Option<Project>, StateError> {
-        self.select_project("access_key", access_key)
-    }
-
-    fn project_by_token(&self, token_sha256: &str) -> Result<Option<Project>, StateError> {
-        self.select_project("token_sha256", token_sha256)
+    fn project_by(&self, key: ProjectKey, value: &str) -> Result<Option<Project>, StateError> {
+        let db = self.db.lock().unwrap();
+        let mut q = db.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE {} = ?1", key.column()))?;
+        let mut rows = q.query_map(params![value], project)?;
+        Ok(rows.next().transpose()?)
     }
 
     fn insert_project(&self, p: &Project) -> Result<(), StateError> {

@@ -60,27 +60,28 @@ impl Writer<'_> {
     pub fn apply_shared_changes(&self) -> Result<(), ControlError> {
         let invalid = |e: &dyn std::fmt::Display| ControlError::Invalid(e.to_string());
         let db = self.db();
-        let records = db.modules()?;
+        // Versions only: bytes are read for the modules that changed.
+        let versions = db.module_versions()?;
         {
             let mut loaded = self.node().modules();
-            for m in &records {
-                let key = crate::project::module_key(&m.project, &m.name);
-                if loaded.get(&key) == Some(&m.sha256) {
+            for (project, summary) in &versions {
+                let (key, version) = (crate::project::module_key(project, &summary.name), crate::node::module_version(summary));
+                if loaded.get(&key) == Some(&version) {
                     continue;
                 }
-                let grants =
-                    ComponentGrants { allowed_outbound_hosts: m.allowed_outbound_hosts.clone(), environment: m.environment.clone() };
+                let Some(m) = db.module(project, &summary.name)? else { continue };
+                let grants = ComponentGrants { allowed_outbound_hosts: m.allowed_outbound_hosts, environment: m.environment };
                 match self.runtime().load(&key, Source::Bytes(&m.bytes), grants) {
                     Ok(()) => {
                         tracing::info!(module = %m.name, project = %m.project, sha256 = %m.sha256, "tenant module loaded (changed on another node)");
-                        loaded.insert(key, m.sha256.clone());
+                        loaded.insert(key, version);
                     }
                     Err(e) => tracing::warn!(module = %m.name, project = %m.project, "loading a module changed on another node: {e}"),
                 }
             }
             let gone: Vec<String> = loaded
                 .keys()
-                .filter(|k| !records.iter().any(|m| &crate::project::module_key(&m.project, &m.name) == *k))
+                .filter(|k| !versions.iter().any(|(project, m)| &crate::project::module_key(project, &m.name) == *k))
                 .cloned()
                 .collect();
             for key in gone {
