@@ -6,6 +6,7 @@
 //! picture buffers' allocation and clearing again (≈10 % of a 1080p
 //! snapshot). Output is full-range YUV 4:2:0, tightly packed.
 
+use std::borrow::Cow;
 use std::ptr::{addr_of_mut, null_mut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
@@ -15,6 +16,7 @@ use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264_sys2::{DECODER_OPTION_NUM_OF_FRAMES_REMAINING_IN_BUFFER, SBufferInfo, dsErrorFree};
 
 use crate::ingest::AccessUnit;
+use crate::ingest::h264::NAL_SPS;
 
 /// A decoded picture: planar YUV 4:2:0, full range, no padding.
 #[derive(Clone, Debug)]
@@ -70,9 +72,9 @@ pub fn decode_last(parameter_sets: &[u8], units: &[&AccessUnit]) -> Result<Pictu
 /// starts at an IDR, which resets references, and input timestamps are
 /// unique across all decodes, so one snapshot can never get another's picture.
 ///
-/// Streams with B-frames need a flush to get an IDR out (openh264 holds it
-/// for reordering), so in practice pooled decoders serve streams without
-/// reordering (Baseline, most hardware and WebRTC encoders).
+/// High-profile streams, B-frames or not, are decoded without display
+/// reordering (see [`without_reordering`]), so they need no flush either;
+/// only Main and Extended streams with B-frames still do.
 pub struct DecoderPool {
     idle: Mutex<Vec<Decoder>>,
     capacity: usize,
@@ -148,10 +150,10 @@ impl RawDecoder<'_> {
         let wanted = first + units.len() as u64;
         if !parameter_sets.is_empty() {
             // Parameter sets alone produce no picture; a bad set shows up below.
-            let _ = self.decode(parameter_sets, first);
+            let _ = self.decode(&without_reordering(parameter_sets), first);
         }
         for (i, unit) in units.iter().enumerate() {
-            let (state, out) = self.decode(&unit.data, first + 1 + i as u64);
+            let (state, out) = self.decode(&without_reordering(&unit.data), first + 1 + i as u64);
             if state != dsErrorFree {
                 return Err(DecodeError::Bitstream { unit: i, pts_ms: unit.pts_ms, state });
             }
@@ -197,6 +199,36 @@ impl RawDecoder<'_> {
         }
         n.max(0) as usize
     }
+}
+
+/// Profile IDC of High and of Scalable Baseline.
+const PROFILE_HIGH: u8 = 100;
+const PROFILE_SCALABLE_BASELINE: u8 = 83;
+
+/// `annexb` with the profile of each High SPS in it changed to Scalable
+/// Baseline, so openh264 outputs every picture as soon as it is decoded.
+///
+/// openh264 holds pictures back for display reordering in every profile but
+/// Baseline and Scalable Baseline, and the only way to get one out early is a
+/// flush, which leaks a picture buffer. A snapshot wants the picture of one
+/// known access unit, found by its input timestamp, not display order. An SPS
+/// of profile 83 has the same syntax as one of profile 100 (openh264 reads the
+/// High fields for both), and decoding does not depend on the profile, so the
+/// pictures are the same; only their output order changes. Copies only when
+/// there is an SPS to change (normally just the parameter sets).
+fn without_reordering(annexb: &[u8]) -> Cow<'_, [u8]> {
+    let profiles: Vec<usize> = memchr::memmem::find_iter(annexb, &[0, 0, 1])
+        .map(|start| start + 4)
+        .filter(|&profile| annexb.get(profile - 1..=profile).is_some_and(|h| h[0] & 0x1f == NAL_SPS && h[1] == PROFILE_HIGH))
+        .collect();
+    if profiles.is_empty() {
+        return Cow::Borrowed(annexb);
+    }
+    let mut out = annexb.to_vec();
+    for i in profiles {
+        out[i] = PROFILE_SCALABLE_BASELINE;
+    }
+    Cow::Owned(out)
 }
 
 /// SAFETY: `dst` and `info` must come from the decoder call just made; the
@@ -264,6 +296,18 @@ mod tests {
         assert_eq!((LUMA[16], LUMA[235], LUMA[0], LUMA[255]), (0, 255, 0, 255));
         assert_eq!((CHROMA[16], CHROMA[128], CHROMA[240]), (1, 128, 255));
         assert_eq!(LUMA[126], 128);
+    }
+
+    #[test]
+    fn only_high_profile_sps_are_presented_as_scalable_baseline() {
+        let main_sps = [0, 0, 0, 1, 0x67, 77, 0, 0x1f, 0, 0, 1, 0x68, 100];
+        assert!(matches!(without_reordering(&main_sps), Cow::Borrowed(_)));
+        // An SPS in band after an SEI, then a slice whose payload holds 100.
+        let unit = [0, 0, 0, 1, 0x06, 5, 0, 0, 1, 0x27, 100, 0, 0x28, 0, 0, 0, 1, 0x65, 100, 0x88];
+        let mut expected = unit;
+        expected[10] = 83;
+        assert_eq!(*without_reordering(&unit), expected);
+        assert_eq!(*without_reordering(&[0, 0, 1, 0x67]), [0, 0, 1, 0x67]);
     }
 
     #[test]
