@@ -96,6 +96,9 @@ pub struct RtmpLimits {
     pub min_bytes_per_10s: u64,
     /// Bytes of unfinished messages all connections together may hold.
     pub unfinished_budget: usize,
+    /// How long a publisher's bytes may wait in the kernel so that one
+    /// wake-up reads several messages (0: read whatever arrives).
+    pub read_batch: Duration,
 }
 
 impl Default for RtmpLimits {
@@ -107,6 +110,7 @@ impl Default for RtmpLimits {
             idle_timeout: Duration::from_secs(30),
             min_bytes_per_10s: 1000,
             unfinished_budget: 512 << 20,
+            read_batch: Duration::from_millis(100),
         }
     }
 }
@@ -120,6 +124,7 @@ struct RawRtmp {
     idle_timeout_secs: Option<u64>,
     min_bytes_per_10s: Option<u64>,
     unfinished_budget_mb: Option<usize>,
+    read_batch_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -278,6 +283,7 @@ fn from_raw(raw: Raw, base: &Path) -> Result<RuntimeConfig, ConfigError> {
                 idle_timeout: r.idle_timeout_secs.map_or(d.idle_timeout, |s| Duration::from_secs(s.max(1))),
                 min_bytes_per_10s: r.min_bytes_per_10s.unwrap_or(d.min_bytes_per_10s),
                 unfinished_budget: r.unfinished_budget_mb.map_or(d.unfinished_budget, |m| m.max(32) << 20),
+                read_batch: r.read_batch_ms.map_or(d.read_batch, |ms| Duration::from_millis(ms.min(1000))),
             }
         },
         egress: crate::egress::EgressPolicy::from_config(&raw.egress.allow).map_err(ConfigError::Invalid)?,

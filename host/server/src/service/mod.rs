@@ -5,6 +5,7 @@ pub mod http_server;
 mod live;
 mod publisher;
 mod pull;
+mod read_batching;
 pub mod tls;
 
 use crate::app::Parts;
@@ -301,14 +302,15 @@ async fn accept_loop(
             }
         };
         let _ = socket.set_nodelay(true);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
         let (state, budget, cancel) = (state.clone(), ingress.budget.clone(), cancel.clone());
         let acceptor = tls.as_ref().map(|t| t.acceptor());
         publishers.spawn(async move {
             let _permit = permit;
             match acceptor {
-                None => publisher::serve(socket, peer, state, budget, cancel).await,
+                None => publisher::serve(socket, Some(fd), peer, state, budget, cancel).await,
                 Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
-                    Ok(Ok(stream)) => publisher::serve(stream, peer, state, budget, cancel).await,
+                    Ok(Ok(stream)) => publisher::serve(stream, Some(fd), peer, state, budget, cancel).await,
                     Ok(Err(e)) => tracing::warn!(%peer, "RTMPS handshake failed: {e}"),
                     Err(_) => tracing::warn!(%peer, "RTMPS handshake timed out"),
                 },

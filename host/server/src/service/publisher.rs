@@ -3,6 +3,7 @@
 //! task, so a slow or stuck publisher holds up nobody else.
 
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::live::{LiveStream, Refusal};
+use super::read_batching::ReadBatching;
 use crate::app::State;
 use crate::config::runtime::RtmpLimits;
 use crate::ingest::IngestError;
@@ -40,9 +42,11 @@ enum PublisherError {
     Shutdown,
 }
 
-/// Serves one connection to its end; every outcome is logged here.
+/// Serves one connection to its end; every outcome is logged here. `fd`
+/// is the TCP socket under `socket`, for read batching.
 pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     socket: S,
+    fd: Option<RawFd>,
     peer: SocketAddr,
     state: Arc<State>,
     budget: Arc<SharedBudget>,
@@ -50,7 +54,7 @@ pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let mut stream_name = None;
     let result = tokio::select! {
-        r = publish(socket, peer, &state, budget, &mut stream_name) => r,
+        r = publish(socket, fd, peer, &state, budget, &mut stream_name) => r,
         _ = cancel.cancelled() => Err(PublisherError::Shutdown),
     };
     let stream = stream_name.unwrap_or_else(|| "-".into());
@@ -67,6 +71,7 @@ pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 
 async fn publish(
     mut socket: impl AsyncRead + AsyncWrite + Unpin,
+    fd: Option<RawFd>,
     peer: SocketAddr,
     state: &Arc<State>,
     budget: Arc<SharedBudget>,
@@ -82,12 +87,13 @@ async fn publish(
     let mut buf = Vec::with_capacity(1 << 16);
     let mut live: Option<Publisher> = None;
     let mut window = RateWindow::new();
+    let mut batching = ReadBatching::new(fd, limits.read_batch);
     loop {
-        let n = read_more(&mut socket, &mut buf, &limits, live.is_none().then_some(publish_deadline)).await?;
+        let n = read_more(&mut socket, &mut buf, &limits, live.is_none().then_some(publish_deadline), &mut batching).await?;
         if n == 0 {
             break;
         }
-        window.count(n, live.is_some(), &limits)?;
+        window.count(n, live.is_some(), &limits, &mut batching)?;
         // Fed until nothing whole is left: feed stops after a publish so the
         // media behind it is read once the publish is decided.
         loop {
@@ -154,8 +160,17 @@ async fn read_more(
     buf: &mut Vec<u8>,
     limits: &RtmpLimits,
     publish_deadline: Option<tokio::time::Instant>,
+    batching: &mut ReadBatching,
 ) -> Result<usize, PublisherError> {
     let idle = tokio::time::Instant::now() + limits.idle_timeout;
+    if batching.active() {
+        // Bytes under the low-water mark are not reported: a publisher
+        // gone quiet half way to the idle limit is read byte by byte again.
+        if let Ok(r) = tokio::time::timeout(limits.idle_timeout / 2, socket.read_buf(buf)).await {
+            return Ok(r?);
+        }
+        batching.off();
+    }
     match tokio::time::timeout_at(publish_deadline.map_or(idle, |d| d.min(idle)), socket.read_buf(buf)).await {
         Ok(r) => Ok(r?),
         Err(_) if publish_deadline.is_some_and(|d| tokio::time::Instant::now() >= d) => {
@@ -177,7 +192,9 @@ impl RateWindow {
         Self { start: tokio::time::Instant::now(), bytes: 0 }
     }
 
-    fn count(&mut self, n: usize, live: bool, limits: &RtmpLimits) -> Result<(), PublisherError> {
+    /// Counts `n` bytes; at the end of a window, checks a live publisher's
+    /// rate and batches its reads by it.
+    fn count(&mut self, n: usize, live: bool, limits: &RtmpLimits, batching: &mut ReadBatching) -> Result<(), PublisherError> {
         self.bytes += n as u64;
         if self.start.elapsed() < RATE_WINDOW {
             return Ok(());
@@ -189,6 +206,9 @@ impl RateWindow {
                 self.start.elapsed().as_secs(),
                 limits.min_bytes_per_10s
             )));
+        }
+        if live {
+            batching.adapt(self.bytes, self.start.elapsed());
         }
         *self = Self::new();
         Ok(())
