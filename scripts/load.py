@@ -33,8 +33,8 @@ INTERVAL_S = 5
 LIVESNAP_CPU = os.environ.get("LOAD_LIVESNAP_CPU", "0")
 LOADGEN_CPU = os.environ.get("LOAD_LOADGEN_CPU", "1")
 STEPS = {
-    1080: [int(x) for x in os.environ.get("LOAD_STEPS_1080", "25,50,75,100,125,150,175,200,250").split(",")],
-    720: [int(x) for x in os.environ.get("LOAD_STEPS_720", "50,100,150,200,250,300,350,400,450,500").split(",")],
+    1080: [int(x) for x in os.environ.get("LOAD_STEPS_1080", "50,100,150,175,200,225,250,275,300,350").split(",")],
+    720: [int(x) for x in os.environ.get("LOAD_STEPS_720", "100,200,300,350,375,400,425,450,500,550,600").split(",")],
 }
 INGEST_STREAMS = {1080: 50, 720: 100}
 TICK = os.sysconf("SC_CLK_TCK")

@@ -23,6 +23,8 @@ use crate::runtime::bindings::types::StreamId;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The window over which a publisher's data rate is checked.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// When a new publisher's rate is first used for read batching.
+const FIRST_MARK_AFTER: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 enum PublisherError {
@@ -196,7 +198,12 @@ impl RateWindow {
     /// rate and batches its reads by it.
     fn count(&mut self, n: usize, live: bool, limits: &RtmpLimits, batching: &mut ReadBatching) -> Result<(), PublisherError> {
         self.bytes += n as u64;
-        if self.start.elapsed() < RATE_WINDOW {
+        let elapsed = self.start.elapsed();
+        if elapsed < RATE_WINDOW {
+            // The first mark a few seconds in, not a whole window later.
+            if live && !batching.active() && elapsed >= FIRST_MARK_AFTER {
+                batching.adapt(self.bytes, elapsed);
+            }
             return Ok(());
         }
         if live && self.bytes < limits.min_bytes_per_10s {
