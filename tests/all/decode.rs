@@ -92,8 +92,48 @@ fn full_range(p: u8, center: f32, span: f32, to: f32) -> u8 {
 
 #[test]
 fn b_frame_pictures_match_ffmpeg_and_reuse_one_decoder() {
-    let gops = gops(&high_profile_flv(), 2);
-    let reference = ffmpeg_frames(&high_profile_flv(), 60);
+    b_frame_pictures_match_ffmpeg(&high_profile_flv());
+}
+
+#[test]
+fn b_frame_pictures_with_slices_and_parameter_sets_in_band_match_ffmpeg() {
+    // Four slices per picture, and an SPS and PPS before every IDR inside
+    // the units, as some encoders send them.
+    let clip = media(
+        "high720-sliced.flv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "high",
+            "-bf",
+            "2",
+            "-g",
+            "30",
+            "-keyint_min",
+            "30",
+            "-sc_threshold",
+            "0",
+            "-x264-params",
+            "slices=4:repeat-headers=1",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "flv",
+        ],
+    );
+    b_frame_pictures_match_ffmpeg(&clip);
+}
+
+fn b_frame_pictures_match_ffmpeg(clip: &Path) {
+    let gops = gops(clip, 2);
+    let reference = ffmpeg_frames(clip, 60);
     // Closed GOPs of 30: the first 60 pictures in display order are these units'.
     let mut display: Vec<u64> = gops.iter().flat_map(|(_, units)| units.iter().map(|u| u.pts_ms)).collect();
     display.sort_unstable();

@@ -167,8 +167,8 @@ async fn read_more(
     let idle = tokio::time::Instant::now() + limits.idle_timeout;
     if batching.active() {
         // Bytes under the low-water mark are not reported: a publisher
-        // gone quiet half way to the idle limit is read byte by byte again.
-        if let Ok(r) = tokio::time::timeout(limits.idle_timeout / 2, socket.read_buf(buf)).await {
+        // that went quieter is read as its bytes come again.
+        if let Ok(r) = tokio::time::timeout(batching.patience(), socket.read_buf(buf)).await {
             return Ok(r?);
         }
         batching.off();
@@ -201,7 +201,7 @@ impl RateWindow {
         let elapsed = self.start.elapsed();
         if elapsed < RATE_WINDOW {
             // The first mark a few seconds in, not a whole window later.
-            if live && !batching.active() && elapsed >= FIRST_MARK_AFTER {
+            if live && !batching.started() && elapsed >= FIRST_MARK_AFTER {
                 batching.adapt(self.bytes, elapsed);
             }
             return Ok(());

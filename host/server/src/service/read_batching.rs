@@ -4,8 +4,10 @@
 //! ingest costs. Once a publisher's rate is known, the kernel is asked
 //! (`SO_RCVLOWAT`) to report its socket readable only when about
 //! `read_batch` worth of bytes wait, so one read takes several frames. The
-//! bytes then wait at most about that long, which a snapshot every few
-//! seconds does not notice; the end of a stream (FIN) is reported at once.
+//! bytes then wait about that long, which a snapshot every few seconds does
+//! not notice. When the rate drops (a pause, the last commands of a stream,
+//! a client waiting for an acknowledgement), a read that waits [`ReadBatching::patience`]
+//! ends the batching until the next rate window; a FIN is reported at once.
 
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -20,17 +22,31 @@ pub(super) struct ReadBatching {
     fd: Option<RawFd>,
     batch: Duration,
     mark: usize,
+    /// Whether a mark was ever set on this connection.
+    started: bool,
 }
 
 impl ReadBatching {
     /// Batching for the socket `fd` (none: never batched) over `batch`.
     pub(super) fn new(fd: Option<RawFd>, batch: Duration) -> Self {
-        Self { fd, batch, mark: 1 }
+        Self { fd, batch, mark: 1, started: false }
     }
 
     /// Whether bytes may be waiting in the kernel unreported.
     pub(super) fn active(&self) -> bool {
         self.mark > 1
+    }
+
+    /// Whether a mark was ever set (the first comes before a whole window).
+    pub(super) fn started(&self) -> bool {
+        self.started
+    }
+
+    /// How long a batched read waits before the batching ends: a few
+    /// batches, so a steady publisher's frames (bursts around the average)
+    /// do not end it, and a quiet one's last bytes wait well under a second.
+    pub(super) fn patience(&self) -> Duration {
+        (self.batch * 4).max(Duration::from_millis(250))
     }
 
     /// Sets the mark for a publisher that sent `bytes` in `elapsed`.
@@ -48,8 +64,13 @@ impl ReadBatching {
         if mark == self.mark {
             return;
         }
+        // Linux clamps the receive window to a mark whose buffer would not
+        // fit the socket's receive buffer, which would throttle a publisher
+        // far away: stay at a quarter of it.
+        let mark = receive_buffer(fd).map_or(mark, |buffer| mark.min(buffer / 4).max(1));
         if set_low_water(fd, mark).is_ok() {
             self.mark = mark;
+            self.started |= mark > 1;
         }
     }
 }
@@ -62,6 +83,13 @@ fn low_water(bytes: u64, elapsed: Duration, batch: Duration) -> usize {
     }
     let per_batch = bytes as f64 * batch.as_secs_f64() / elapsed.as_secs_f64();
     (per_batch as usize).clamp(1, MOST)
+}
+
+fn receive_buffer(fd: RawFd) -> Option<usize> {
+    let (mut value, mut len) = (0 as libc::c_int, size_of::<libc::c_int>() as libc::socklen_t);
+    // SAFETY: as in `set_low_water`; writes one int into a live local.
+    let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&raw mut value).cast(), &mut len) };
+    (r == 0).then(|| usize::try_from(value).ok()).flatten()
 }
 
 fn set_low_water(fd: RawFd, mark: usize) -> std::io::Result<()> {
@@ -106,10 +134,14 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         let mut batching = ReadBatching::new(Some(server.as_raw_fd()), Duration::from_millis(100));
         batching.adapt(2_500_000, Duration::from_secs(10));
-        assert!(batching.active());
-        assert_eq!(mark_of(&server), 25_000);
+        assert!(batching.active() && batching.started());
+        let buffer = receive_buffer(server.as_raw_fd()).unwrap();
+        assert_eq!(mark_of(&server) as usize, 25_000.min(buffer / 4));
+        // A rate beyond the buffer gets a quarter of it, not a clamped window.
+        batching.adapt(400_000_000, Duration::from_secs(10));
+        assert_eq!(mark_of(&server) as usize, MOST.min(buffer / 4));
         batching.off();
-        assert!(!batching.active());
+        assert!(!batching.active() && batching.started());
         assert_eq!(mark_of(&server), 1);
         let mut unbatched = ReadBatching::new(None, Duration::from_millis(100));
         unbatched.adapt(2_500_000, Duration::from_secs(10));

@@ -95,8 +95,6 @@ pub const MAX_MESSAGE: usize = 16 << 20;
 /// Longest control, command or metadata message: these are a few hundred
 /// bytes in practice, so only media may be large.
 pub const MAX_SMALL_MESSAGE: usize = 64 << 10;
-/// Most bytes reserved for a message before its chunks arrive.
-const RESERVE_AT_MOST: usize = 1 << 20;
 /// Longest audio message.
 const MAX_AUDIO_MESSAGE: usize = 1 << 20;
 
@@ -210,12 +208,6 @@ impl ChunkDecoder {
             }
             Some(Message { csid, timestamp: header.timestamp, type_id: header.type_id, stream_id: header.stream_id, payload })
         } else {
-            if have == 0 {
-                // Room for the whole message at once (the header's length,
-                // already checked against the limit), not doubling per chunk;
-                // bounded, as a header alone costs the sender nothing.
-                state.partial.reserve_exact(header.length.min(RESERVE_AT_MOST));
-            }
             state.partial.extend_from_slice(bytes);
             None
         };
