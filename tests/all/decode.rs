@@ -99,35 +99,7 @@ fn b_frame_pictures_match_ffmpeg_and_reuse_one_decoder() {
 fn b_frame_pictures_with_slices_and_parameter_sets_in_band_match_ffmpeg() {
     // Four slices per picture, and an SPS and PPS before every IDR inside
     // the units, as some encoders send them.
-    let clip = media(
-        "high720-sliced.flv",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=30",
-            "-t",
-            "3",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "high",
-            "-bf",
-            "2",
-            "-g",
-            "30",
-            "-keyint_min",
-            "30",
-            "-sc_threshold",
-            "0",
-            "-x264-params",
-            "slices=4:repeat-headers=1",
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            "flv",
-        ],
-    );
+    let clip = high_profile_clip_with("high720-sliced.flv", 3, Some("slices=4:repeat-headers=1"));
     b_frame_pictures_match_ffmpeg(&clip);
 }
 

@@ -94,33 +94,19 @@ pub fn high_profile_flv() -> PathBuf {
 /// `seconds` of 1280x720 30 fps x264 High profile with B-frames, an IDR
 /// every second, as FLV (made once per name).
 pub fn high_profile_clip(name: &str, seconds: u32) -> PathBuf {
-    media(
-        name,
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=30",
-            "-t",
-            &seconds.to_string(),
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "high",
-            "-bf",
-            "2",
-            "-g",
-            "30",
-            "-keyint_min",
-            "30",
-            "-sc_threshold",
-            "0",
-            "-pix_fmt",
-            "yuv420p",
-            "-f",
-            "flv",
-        ],
-    )
+    high_profile_clip_with(name, seconds, None)
+}
+
+/// As [`high_profile_clip`], with `-x264-params` too.
+pub fn high_profile_clip_with(name: &str, seconds: u32, x264_params: Option<&str>) -> PathBuf {
+    let seconds = seconds.to_string();
+    let mut args = vec!["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-t", &seconds, "-c:v", "libx264"];
+    args.extend(["-profile:v", "high", "-bf", "2", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0"]);
+    if let Some(params) = x264_params {
+        args.extend(["-x264-params", params]);
+    }
+    args.extend(["-pix_fmt", "yuv420p", "-f", "flv"]);
+    media(name, &args)
 }
 
 /// 20 s of 320x240 30 fps Baseline (no B-frames), IDR every second, FLV.
