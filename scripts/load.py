@@ -13,7 +13,11 @@ stored (its /metrics). The cost model, measured in the same run: CPU per
 stream-second of ingest with no snapshot due (publishers on a template
 with a one-hour interval, measured after their first snapshot), CPU per
 snapshot (a held step's CPU less its ingest, over its snapshots), and the
-streams per core they predict at interval 5 s. Loopback only."""
+streams per core they predict at interval 5 s. Loopback only.
+
+LOAD_INGEST_ONLY=1 measures only the ingest cost; LOAD_READ_BATCH_MS sets
+livesnap's [rtmp] read_batch_ms (0: a read per arrival) to compare with it;
+LOAD_STEPS_1080 / LOAD_STEPS_720 / LOAD_SECONDS change the ramp."""
 import json
 import os
 import re
@@ -32,6 +36,10 @@ SPREAD_MS = int(os.environ.get("LOAD_SPREAD_MS", "5000"))  # publishers connect 
 INTERVAL_S = 5
 LIVESNAP_CPU = os.environ.get("LOAD_LIVESNAP_CPU", "0")
 LOADGEN_CPU = os.environ.get("LOAD_LOADGEN_CPU", "1")
+# livesnap's [rtmp] read_batch_ms (unset: its default; 0: one read per arrival)
+READ_BATCH_MS = os.environ.get("LOAD_READ_BATCH_MS")
+# Only the ingest cost of each resolution, no ramp (a minute instead of twelve)
+INGEST_ONLY = os.environ.get("LOAD_INGEST_ONLY") == "1"
 STEPS = {
     1080: [int(x) for x in os.environ.get("LOAD_STEPS_1080", "50,100,150,175,200,225,250,275,300,350").split(",")],
     720: [int(x) for x in os.environ.get("LOAD_STEPS_720", "100,200,300,350,375,400,425,450,500,550,600").split(",")],
@@ -84,7 +92,7 @@ obs_location = { bucket = "snapshots", location = "local" }
         # Every publisher comes from 127.0.0.1 and calls back to it: lift the
         # per-client cap and allow the loopback receiver.
         f.write("rtmp_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n[delivery]\nworkers = 16\nper_destination = 16\n"
-                "[rtmp]\nmax_per_client = 5000\nmax_connections = 5000\n[quotas]\nmax_streams = 5000\n"
+                "[rtmp]\n" + (f"read_batch_ms = {READ_BATCH_MS}\n" if READ_BATCH_MS else "") + "max_per_client = 5000\nmax_connections = 5000\n[quotas]\nmax_streams = 5000\n"
                 "[egress]\nallow = [\"127.0.0.1\"]\n")
     proc = subprocess.Popen(["taskset", "-c", LIVESNAP_CPU, os.path.join(BIN, "livesnap"), "-q", "up",
                              "--runtime-config", "runtime-config.toml"],
@@ -153,6 +161,8 @@ def run(height):
             idle = rss_kib(proc.pid)
             ingest = ingest_cost(rtmp, flv, proc.pid, INGEST_STREAMS[height], f"i{height}s")
             print(f"{height}p30 ingest, no snapshot due: {1000 * ingest:.3f} ms CPU per stream-second", flush=True)
+            if INGEST_ONLY:
+                return {"ingest_cpu_ms_per_stream_s": round(1000 * ingest, 4)}
             rows, best = [], None
             for n in STEPS[height]:
                 r = step(rtmp, http, flv, n, proc.pid, f"h{height}n{n}s", ingest)
@@ -185,6 +195,8 @@ def main():
     if len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("the load test needs two cores: livesnap on one, the load generator on another")
     results = {f"{h}p30": run(h) for h in (1080, 720)}
+    if INGEST_ONLY:
+        return
     results["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results["cpu"] = cpu_model()
     with open(os.path.join(OUT, "load.json"), "w") as f:
