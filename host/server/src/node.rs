@@ -39,6 +39,6 @@ impl Node {
 
 /// What tells one upload of a module from another: its hash and its upload
 /// time (a re-upload of the same bytes may change its grants).
-pub fn module_version(m: &crate::state::ModuleSummary) -> String {
-    format!("{}@{}", m.sha256, m.uploaded_at)
+pub fn module_version(sha256: &str, uploaded_at: i64) -> String {
+    format!("{sha256}@{uploaded_at}")
 }

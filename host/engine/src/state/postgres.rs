@@ -180,9 +180,7 @@ impl PostgresState {
             Err(e) => Err(e.into()),
         }
     }
-}
 
-impl PostgresState {
     /// Connects with `config` (a pool of at most `pool_size` connections)
     /// and migrates the database.
     pub fn connect(config: tokio_postgres::Config, pool_size: usize) -> Result<Self, StateError> {

@@ -65,7 +65,8 @@ impl Writer<'_> {
         {
             let mut loaded = self.node().modules();
             for (project, summary) in &versions {
-                let (key, version) = (crate::project::module_key(project, &summary.name), crate::node::module_version(summary));
+                let (key, version) =
+                    (crate::project::module_key(project, &summary.name), crate::node::module_version(&summary.sha256, summary.uploaded_at));
                 if loaded.get(&key) == Some(&version) {
                     continue;
                 }

@@ -100,13 +100,13 @@ pub fn latest(state: &State, tenant: &Tenant, key: &StreamKey) -> Result<(Vec<u8
             None => return Err(not_here),
         },
     };
-    let stored = stored.ok_or_else(|| ControlError::NotFound(format!("stream {}/{}/{} has no snapshot yet", key.0, key.1, key.2)))?;
-    let stored = crate::streams::StoredSnapshot { bucket: stored.0, object: stored.1, url: String::new() };
+    let (bucket, object) =
+        stored.ok_or_else(|| ControlError::NotFound(format!("stream {}/{}/{} has no snapshot yet", key.0, key.1, key.2)))?;
     let bytes = state
         .buckets()
-        .get(&stored.bucket, &stored.object)
-        .map_err(|e| ControlError::Failed(format!("reading {}/{}: {e}", stored.bucket, stored.object)))?
-        .ok_or_else(|| ControlError::NotFound(format!("the latest snapshot {} is gone from its bucket", stored.object)))?;
+        .get(&bucket, &object)
+        .map_err(|e| ControlError::Failed(format!("reading {bucket}/{object}: {e}")))?
+        .ok_or_else(|| ControlError::NotFound(format!("the latest snapshot {object} is gone from its bucket")))?;
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16]));
     Ok((bytes, etag))
 }

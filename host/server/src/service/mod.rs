@@ -221,9 +221,7 @@ fn start_state(
     let runtime = Arc::new(Runtime::new(buckets.clone(), Some(config.runtime.state_dir.join("cache")))?);
     let mut loaded_modules = std::collections::HashMap::new();
     for m in db.modules()? {
-        let summary =
-            crate::state::ModuleSummary { name: m.name.clone(), sha256: m.sha256.clone(), size: m.bytes.len(), uploaded_at: m.uploaded_at };
-        loaded_modules.insert(crate::project::module_key(&m.project, &m.name), crate::node::module_version(&summary));
+        loaded_modules.insert(crate::project::module_key(&m.project, &m.name), crate::node::module_version(&m.sha256, m.uploaded_at));
         let grants = ComponentGrants { allowed_outbound_hosts: m.allowed_outbound_hosts, environment: m.environment };
         runtime.load(&crate::project::module_key(&m.project, &m.name), Source::Bytes(&m.bytes), grants)?;
         tracing::info!(module = %m.name, project = %m.project, sha256 = %m.sha256, "tenant module loaded");
